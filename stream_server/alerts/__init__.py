@@ -1,0 +1,1 @@
+"""Turning scores into decisions: thresholds, cooldown, severity and call-level rules."""

@@ -1,0 +1,78 @@
+"""Per-call alert policy: which scored utterances become alerts.
+
+One outburst is one alert: a category that alerted stays quiet for `cooldown_s` of audio
+time after the alert's end, so a partial transcript and its final, or three insults in
+one breath, don't page a supervisor three times. Abuse that comes back after the cooldown
+alerts again, one severity step higher each time it repeats (repeated abuse in a call).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .alert import BASE_SEVERITY, Alert, raise_severity
+
+
+@dataclass(frozen=True)
+class AlertPolicyOptions:
+    thresholds: dict[str, float] = field(default_factory=dict)  # per category; from the model
+    default_threshold: float = 0.5
+    cooldown_s: float = 30.0
+    high_confidence: float = 0.9  # scores above this raise severity one step
+    alert_tracks: tuple[str, ...] = ("caller",)  # the agent is the one being protected
+    min_text_chars: int = 2  # "a", "ん" alone are ASR debris, not abuse
+
+
+@dataclass
+class _CategoryState:
+    last_end: float = float("-inf")
+    count: int = 0
+
+
+class AlertPolicy:
+    """Decides for one call; create one per CallSession."""
+
+    def __init__(self, call_id: str, metadata: dict[str, str], options: AlertPolicyOptions) -> None:
+        self.call_id = call_id
+        self.metadata = dict(metadata)
+        self.options = options
+        self._state: dict[str, _CategoryState] = {}
+
+    def threshold(self, category: str) -> float:
+        return self.options.thresholds.get(category, self.options.default_threshold)
+
+    def evaluate(
+        self, scores: dict[str, float], text: str, start: float, end: float, track: str = "caller"
+    ) -> list[Alert]:
+        """Alerts for one scored utterance (partial or final); empty when none is due."""
+        o = self.options
+        if track not in o.alert_tracks or len(text.strip()) < o.min_text_chars:
+            return []
+        alerts = []
+        for category, score in scores.items():
+            if score < self.threshold(category):
+                continue
+            state = self._state.setdefault(category, _CategoryState())
+            if start < state.last_end + o.cooldown_s:
+                state.last_end = max(state.last_end, end)  # the same outburst goes on
+                continue
+            severity = BASE_SEVERITY.get(category, "medium")
+            if score >= o.high_confidence:
+                severity = raise_severity(severity)
+            severity = raise_severity(severity, state.count)
+            state.count += 1
+            state.last_end = end
+            alerts.append(
+                Alert(
+                    call_id=self.call_id,
+                    category=category,
+                    severity=severity,
+                    score=score,
+                    text=text,
+                    start=start,
+                    end=end,
+                    metadata=self.metadata,
+                    track=track,
+                )
+            )
+        return alerts

@@ -1,0 +1,58 @@
+"""Call-level rules: signals no single utterance carries.
+
+- prolonged call (拘束): the call has gone on for more than `prolonged_call_minutes`;
+- repeat caller (継続的・執拗): the same number has called `repeat_calls` times within
+  `repeat_window_hours`, this call included.
+Repeated abuse within a call is handled by the policy's escalating severity.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .alert import BASE_SEVERITY, AbuseCategory, Alert
+
+
+@dataclass(frozen=True)
+class CallRuleOptions:
+    prolonged_call_minutes: float = 30.0
+    repeat_calls: int = 3
+    repeat_window_hours: float = 24.0
+
+
+def prolonged_call_alert(
+    call_id: str, metadata: dict[str, str], audio_time: float, options: CallRuleOptions
+) -> Alert | None:
+    limit = options.prolonged_call_minutes * 60.0
+    if options.prolonged_call_minutes <= 0 or audio_time < limit:
+        return None
+    return Alert(
+        call_id=call_id,
+        category=AbuseCategory.PROLONGED_CALL,
+        severity=BASE_SEVERITY[AbuseCategory.PROLONGED_CALL],
+        score=1.0,
+        text=f"call longer than {options.prolonged_call_minutes:g} minutes",
+        start=0.0,
+        end=audio_time,
+        metadata=metadata,
+        rule="prolonged_call",
+    )
+
+
+def repeat_caller_alert(
+    call_id: str, metadata: dict[str, str], recent_calls: int, options: CallRuleOptions
+) -> Alert | None:
+    """`recent_calls` counts this number's calls in the window, this one included."""
+    if options.repeat_calls <= 0 or recent_calls < options.repeat_calls:
+        return None
+    return Alert(
+        call_id=call_id,
+        category=AbuseCategory.REPEAT_CALLER,
+        severity=BASE_SEVERITY[AbuseCategory.REPEAT_CALLER],
+        score=1.0,
+        text=f"{recent_calls} calls from this number in {options.repeat_window_hours:g} h",
+        start=0.0,
+        end=0.0,
+        metadata=metadata,
+        rule="repeat_caller",
+    )

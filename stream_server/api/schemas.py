@@ -1,0 +1,73 @@
+"""Response bodies of the REST API (they also document /openapi.json)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+
+
+class AlertOut(BaseModel):
+    id: str
+    call_id: str
+    category: str
+    severity: str
+    score: float
+    text: str
+    start: float
+    end: float
+    created_at: str
+    metadata: dict[str, Any]
+    track: str
+    rule: str
+    acknowledged_at: str | None = None
+    acknowledged_by: str | None = None
+
+
+class SegmentOut(BaseModel):
+    id: int
+    track: str
+    start: float
+    end: float
+    text: str
+    language: str | None
+    scores: dict[str, float]
+    max_score: float
+    abusive: bool
+    loudness_dbfs: float | None = None
+    loudness_delta_db: float | None = None
+
+
+class CallOut(BaseModel):
+    id: str
+    carrier: str
+    carrier_call_id: str
+    stream_id: str
+    metadata: dict[str, Any]
+    caller_number: str | None
+    ad_source: str | None
+    campaign: str | None
+    tracking_number: str | None
+    tracks: list[str]
+    language: str | None
+    status: str
+    started_at: str | None
+    ended_at: str | None
+    duration: float | None
+    end_reason: str | None
+    max_score: float
+    alert_count: int
+    stats: dict[str, Any]
+
+
+class CallDetailOut(CallOut):
+    segments: list[SegmentOut]
+    alerts: list[AlertOut]
+
+
+class HealthOut(BaseModel):
+    status: str
+    active_calls: int
+    asr_model: str
+    asr_queue_depth: int
+    supervisors: int

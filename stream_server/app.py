@@ -1,0 +1,125 @@
+"""Composition root: builds settings, store, bus, ASR engine and classifier; mounts routes.
+
+Nothing else in the package imports this module.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from . import __version__
+from .alerts.policy import AlertPolicyOptions
+from .alerts.rules import CallRuleOptions
+from .api import alerts, calls, health, media, supervisor
+from .asr.engine import AsrEngine, AsrOptions
+from .asr.scheduler import AsrScheduler
+from .bus import MemoryBus
+from .classifiers.text import TextAbuseClassifier, default_model_path
+from .config import Settings
+from .media.events import CallEnded
+from .media.vad import VadOptions
+from .pipeline.session import CallServices, SessionOptions
+from .store.recordings import RecordingStore
+from .store.repository import CallStore
+
+log = logging.getLogger("stream_server")
+
+
+def asr_options(settings: Settings) -> AsrOptions:
+    return AsrOptions(
+        model=settings.asr_model,
+        compute_type=settings.asr_compute_type,
+        cpu_threads=settings.asr_threads,
+        beam_size=settings.asr_beam_size,
+        allowed_languages=settings.language_list,
+    )
+
+
+def session_options(settings: Settings, classifier: TextAbuseClassifier) -> SessionOptions:
+    thresholds = dict(classifier.thresholds)
+    if settings.alert_threshold is not None:
+        thresholds = {c: settings.alert_threshold for c in classifier.categories}
+    return SessionOptions(
+        vad=VadOptions(
+            aggressiveness=settings.vad_aggressiveness,
+            endpoint_ms=settings.endpoint_ms,
+            max_utterance_s=settings.max_utterance_s,
+        ),
+        policy=AlertPolicyOptions(thresholds=thresholds, cooldown_s=settings.alert_cooldown_s),
+        rules=CallRuleOptions(
+            prolonged_call_minutes=settings.prolonged_call_minutes,
+            repeat_calls=settings.repeat_calls,
+            repeat_window_hours=settings.repeat_window_hours,
+        ),
+        partial_interval_s=settings.partial_interval_s,
+        language=settings.language,
+    )
+
+
+def load_classifier(settings: Settings) -> TextAbuseClassifier:
+    return TextAbuseClassifier(settings.text_model or default_model_path())
+
+
+async def build_services(settings: Settings) -> CallServices:
+    """Everything a CallSession needs; the ASR model is loaded and warmed up here."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = CallStore(settings.resolved_database_url)
+    classifier = load_classifier(settings)
+    engine = await asyncio.to_thread(AsrEngine, asr_options(settings), settings.data_dir / "models")
+    await asyncio.to_thread(engine.warm_up)
+    scheduler = AsrScheduler(engine)
+    scheduler.start()
+    return CallServices(
+        store=store,
+        recordings=RecordingStore(settings.data_dir / "recordings"),
+        bus=MemoryBus(),
+        asr=scheduler,
+        scorer=classifier,
+        db_executor=ThreadPoolExecutor(max_workers=1, thread_name_prefix="db"),
+        options=session_options(settings, classifier),
+    )
+
+
+async def close_services(services: CallServices) -> None:
+    await services.asr.stop()
+    services.db_executor.shutdown(wait=True)
+    services.store.close()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if not settings.api_token:
+            log.warning("DEV MODE: STREAM_SERVER_API_TOKEN is not set; the API and supervisor feed are open")
+        services = app.state.services = await build_services(settings)
+        interrupted = services.store.mark_unfinished_calls_interrupted()
+        if interrupted:
+            log.warning("marked %d calls left active by a previous run as interrupted", interrupted)
+        log.info("stream_server %s ready: model %s, database %s", __version__, settings.asr_model,
+                 settings.resolved_database_url.split("@")[-1])
+        try:
+            yield
+        finally:
+            for session in list(app.state.active_calls.values()):
+                await session.end(CallEnded("server_shutdown"))
+            await close_services(services)
+
+    app = FastAPI(
+        title="stream_server",
+        version=__version__,
+        description="Real-time call-audio analysis: live abuse alerts for contact-centre supervisors.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.active_calls = {}
+    for module in (health, calls, alerts, supervisor, media):
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,184 @@
+"""`stream-server` command line: serve | simulate | analyze | classify-text | models."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+
+from .config import Settings
+
+
+def _parse_params(pairs: list[str]) -> dict[str, str]:
+    params = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"--param expects key=value, got {pair!r}")
+        params[key] = value
+    return params
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from .app import create_app
+
+    overrides = {k: v for k, v in (("host", args.host), ("port", args.port), ("data_dir", args.data_dir)) if v}
+    settings = Settings(**overrides)
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        ws_max_size=settings.max_message_bytes,
+        log_level=settings.log_level.lower(),
+    )
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from .media.audio_files import AudioFileError, read_telephone_ulaw
+    from .simulator import SimulatedCall, stream_call
+
+    if args.agent and len(args.agent) != len(args.files):
+        raise SystemExit("give one --agent per FILE (or none)")
+    params = _parse_params(args.param)
+    try:
+        calls = [
+            SimulatedCall(
+                caller=read_telephone_ulaw(Path(f)),
+                agent=read_telephone_ulaw(Path(args.agent[i])) if args.agent else None,
+                parameters=params,
+            )
+            for i, f in enumerate(args.files)
+        ]
+    except AudioFileError as exc:
+        raise SystemExit(str(exc)) from None
+
+    async def run() -> list:
+        return await asyncio.gather(
+            *(stream_call(args.url, c, args.speed, args.drop_after, args.auth_token) for c in calls),
+            return_exceptions=True,
+        )
+
+    failed = 0
+    for path, result in zip(args.files, asyncio.run(run())):
+        if isinstance(result, BaseException):
+            failed += 1
+            print(json.dumps({"file": path, "error": f"{type(result).__name__}: {result}"}), flush=True)
+        else:
+            print(json.dumps({"file": path, **asdict(result)}), flush=True)
+    return 1 if failed else 0
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    from .analysis import analyze_file
+    from .media.audio_files import AudioFileError
+
+    settings = Settings(**({"language": args.language} if args.language else {}))
+    logging.basicConfig(level=logging.WARNING)
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = settings.model_copy(update={"data_dir": Path(tmp), "database_url": None})
+        try:
+            events = asyncio.run(analyze_file(Path(args.file), settings, Path(args.agent) if args.agent else None))
+        except AudioFileError as exc:
+            raise SystemExit(str(exc)) from None
+    for event in events:
+        if args.json:
+            print(json.dumps(event, ensure_ascii=False))
+        elif event["type"] == "transcript.final":
+            top = max(event["scores"].items(), key=lambda kv: kv[1], default=("-", 0.0))
+            flag = " ABUSIVE" if event.get("abusive") else ""
+            print(f"[{event['start']:7.2f}-{event['end']:7.2f}] {event['track']:<6} {event['text']}"
+                  f"  ({top[0]} {top[1]:.2f}){flag}")
+        elif event["type"] == "alert":
+            print(f"  ALERT {event['severity']} {event['category']} {event['score']:.2f}"
+                  f" at {event['start']:.2f}-{event['end']:.2f}s")
+    return 0
+
+
+def cmd_classify_text(args: argparse.Namespace) -> int:
+    from .classifiers.text import TextAbuseClassifier, default_model_path
+
+    settings = Settings()
+    classifier = TextAbuseClassifier(settings.text_model or default_model_path())
+    thresholds = classifier.thresholds
+    for line in sys.stdin:
+        text = line.rstrip("\n")
+        if not text.strip():
+            continue
+        scores = classifier.score(text, args.lang)
+        abusive = any(scores[c] >= thresholds.get(c, 0.5) for c in scores)
+        record = {
+            "text": text,
+            "abusive": abusive,
+            "score": round(max(scores.values(), default=0.0), 4),
+            "scores": {c: round(s, 4) for c, s in scores.items()},
+        }
+        print(json.dumps(record, ensure_ascii=False), flush=True)
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from .asr.models import describe_models, resolve_model
+
+    settings = Settings(**({"data_dir": args.data_dir} if args.data_dir else {}))
+    if args.prepare:
+        print(resolve_model(args.prepare, settings.data_dir / "models"))
+        return 0
+    for row in describe_models():
+        print(json.dumps(row, default=str))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="stream-server", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("serve", help="run the server")
+    p.add_argument("--host", help="default 127.0.0.1 (STREAM_SERVER_HOST)")
+    p.add_argument("--port", type=int, help="default 8080 (STREAM_SERVER_PORT)")
+    p.add_argument("--data-dir", type=Path, help="default ./data (STREAM_SERVER_DATA_DIR)")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("simulate", help="stream audio files into a server as Twilio would")
+    p.add_argument("files", nargs="+", metavar="FILE", help="caller audio; several files = concurrent calls")
+    p.add_argument("--url", default="ws://127.0.0.1:8080/v1/media/twilio")
+    p.add_argument("--agent", action="append", default=[], metavar="FILE", help="agent audio, one per FILE")
+    p.add_argument("--param", action="append", default=[], metavar="K=V", help="Twilio customParameters")
+    p.add_argument("--speed", type=float, default=1.0, help="1.0 = real time")
+    p.add_argument("--drop-after", type=float, metavar="SECONDS", help="cut the socket without `stop`")
+    p.add_argument("--auth-token", help="sign the upgrade with X-Twilio-Signature")
+    p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("analyze", help="print the scored transcript of a recording")
+    p.add_argument("file", metavar="FILE", help="stereo = caller/agent; .ulaw = 8 kHz μ-law caller")
+    p.add_argument("--agent", metavar="FILE", help="separate agent track")
+    p.add_argument("--language", help="force a language (default: auto among STREAM_SERVER_LANGUAGES)")
+    p.add_argument("--json", action="store_true", help="one JSON event per line")
+    p.set_defaults(func=cmd_analyze)
+
+    p = sub.add_parser("classify-text", help="score lines from stdin, one JSON object per line")
+    p.add_argument("--lang", choices=["ja", "en"], help="language hint")
+    p.set_defaults(func=cmd_classify_text)
+
+    p = sub.add_parser("models", help="list offline ASR models; --prepare NAME assembles one")
+    p.add_argument("--prepare", metavar="NAME")
+    p.add_argument("--data-dir", type=Path)
+    p.set_defaults(func=cmd_models)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,78 @@
+"""All configuration in one object, read from `STREAM_SERVER_*` environment variables.
+
+Every default works on one machine with no extra services: SQLite under the data
+directory, the in-process bus, the bundled offline models.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="STREAM_SERVER_", env_file=None, extra="ignore")
+
+    # Server
+    host: str = Field("127.0.0.1", description="Interface to listen on.")
+    port: int = Field(8080, description="HTTP/WebSocket port.")
+    data_dir: Path = Field(Path("data"), description="Recordings, database and model cache live here.")
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL; default sqlite:///<data_dir>/stream_server.db. PostgreSQL: postgresql+psycopg://..."
+    )
+    log_level: str = Field("info", description="debug, info, warning, error.")
+
+    # Auth
+    api_token: str | None = Field(
+        None, description="Bearer token for the REST API and supervisor feed. Unset = open (dev mode)."
+    )
+    twilio_auth_token: str | None = Field(
+        None, description="Twilio auth token; when set, X-Twilio-Signature is required on /v1/media/twilio."
+    )
+    public_url: str | None = Field(
+        None,
+        description="Base URL carriers use to reach this server (e.g. wss://calls.example.com); "
+        "needed for signature checks behind a proxy.",
+    )
+
+    # Media
+    max_message_bytes: int = Field(65536, description="Largest WebSocket message accepted from a carrier.")
+    max_bad_messages: int = Field(
+        100, description="Malformed messages tolerated per stream before it is closed with 1007."
+    )
+
+    # ASR
+    asr_model: str = Field(
+        "base", description="base (multilingual, offline), tiny.en (offline), or any faster-whisper name/path."
+    )
+    asr_threads: int = Field(2, description="CPU threads for the Whisper model.")
+    asr_compute_type: str = Field("int8", description="CTranslate2 compute type.")
+    asr_beam_size: int = Field(5, description="Beam size for final transcripts.")
+    languages: str = Field("ja,en", description="Languages auto-detection may choose from.")
+    language: str | None = Field(None, description="Force one language for every call (else metadata or auto).")
+    partial_interval_s: float = Field(1.0, description="Audio between interim transcripts while a caller speaks.")
+
+    # VAD
+    vad_aggressiveness: int = Field(2, ge=0, le=3, description="webrtcvad mode 0-3.")
+    endpoint_ms: int = Field(600, description="Silence that ends an utterance.")
+    max_utterance_s: float = Field(15.0, description="Longest utterance before a forced cut.")
+
+    # Classifier and alerts
+    text_model: Path | None = Field(None, description="ONNX text model; default models/text_abuse_v1.onnx.")
+    alert_threshold: float | None = Field(
+        None, description="Override every category's threshold (default: the model's own per-category thresholds)."
+    )
+    alert_cooldown_s: float = Field(30.0, description="Audio seconds one category stays quiet after an alert.")
+    prolonged_call_minutes: float = Field(30.0, description="Alert when a call runs longer (0 = off).")
+    repeat_calls: int = Field(3, description="Alert when a number calls this often within the window (0 = off).")
+    repeat_window_hours: float = Field(24.0, description="Window for repeat_calls.")
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'stream_server.db'}"
+
+    @property
+    def language_list(self) -> tuple[str, ...]:
+        return tuple(x.strip() for x in self.languages.split(",") if x.strip())

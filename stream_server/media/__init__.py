@@ -1,0 +1,1 @@
+"""Carrier adapters: one module per wire format, each producing media.events."""

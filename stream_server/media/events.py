@@ -1,0 +1,43 @@
+"""The three events every carrier adapter produces, whatever its wire format.
+
+Adapters turn protocol messages into these; the pipeline never sees a carrier's JSON.
+Time is audio time: seconds since the start of the media stream.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+Track = Literal["caller", "agent"]
+TRACKS: tuple[Track, ...] = ("caller", "agent")
+
+
+@dataclass(frozen=True)
+class CallStarted:
+    carrier: str
+    tracks: tuple[Track, ...]
+    metadata: dict[str, str] = field(default_factory=dict)
+    carrier_call_id: str = ""  # e.g. Twilio CallSid
+    stream_id: str = ""  # e.g. Twilio StreamSid
+    sample_rate: int = 8000
+
+
+@dataclass(frozen=True)
+class Audio:
+    track: Track
+    pcm16: bytes  # signed 16-bit little-endian mono
+    sample_rate: int
+    t: float  # seconds from stream start of the first sample
+
+
+@dataclass(frozen=True)
+class CallEnded:
+    reason: str  # "completed" when the carrier said so; anything else is abnormal
+
+    @property
+    def abnormal(self) -> bool:
+        return self.reason != "completed"
+
+
+MediaEvent = CallStarted | Audio | CallEnded

@@ -1,0 +1,1 @@
+"""Per-call processing: ordering, recording, segmentation, loudness, the CallSession."""

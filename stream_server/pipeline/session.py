@@ -1,0 +1,328 @@
+"""CallSession: everything that happens to one call between CallStarted and CallEnded.
+
+Per track: frames are put in order, recorded to disk at once, resampled to 16 kHz,
+measured for loudness and cut into utterances. Each utterance goes to the shared ASR
+scheduler; its transcript is scored by the text classifier, stored, published, and the
+alert policy decides whether a supervisor is paged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol
+
+from ..alerts.alert import Alert, new_id, utc_now
+from ..alerts.policy import AlertPolicy, AlertPolicyOptions
+from ..alerts.rules import CallRuleOptions, prolonged_call_alert, repeat_caller_alert
+from ..asr.scheduler import AsrScheduler
+from ..bus import EventBus
+from ..media.codecs import PIPELINE_RATE, StreamResampler, pcm16_to_float
+from ..media.events import Audio, CallEnded, CallStarted
+from ..media.vad import SpeechSegmenter, Utterance, VadOptions
+from ..store.recordings import RecordingStore, TrackRecorder
+from ..store.repository import CALLER_KEYS, CallStore
+from .loudness import LoudnessMeter
+from .ordering import FrameOrderer
+
+log = logging.getLogger(__name__)
+
+
+class TextScorer(Protocol):
+    def score(self, text: str, lang: str | None = None) -> dict[str, float]: ...
+
+
+@dataclass(frozen=True)
+class SessionOptions:
+    vad: VadOptions = field(default_factory=VadOptions)
+    policy: AlertPolicyOptions = field(default_factory=AlertPolicyOptions)
+    rules: CallRuleOptions = field(default_factory=CallRuleOptions)
+    partial_interval_s: float = 1.0  # audio between interim transcripts of one utterance
+    partial_tracks: tuple[str, ...] = ("caller",)
+    language: str | None = None  # forced for every call; None = metadata or auto-detect
+    language_confidence: float = 0.6  # detection this sure fixes the call's language
+    end_timeout_s: float = 120.0  # how long hang-up waits for queued transcription
+
+
+@dataclass
+class CallServices:
+    """What a session needs from the process; built once in app.py."""
+
+    store: CallStore
+    recordings: RecordingStore
+    bus: EventBus
+    asr: AsrScheduler
+    scorer: TextScorer
+    db_executor: Executor  # one thread: writes stay in order and off the event loop
+    options: SessionOptions = field(default_factory=SessionOptions)
+
+
+def language_from_metadata(metadata: dict[str, str]) -> str | None:
+    """`language` custom parameter: "ja", "ja-JP", "en_US" → "ja" / "en"."""
+    value = (metadata.get("language") or metadata.get("lang") or "").strip().lower()
+    code = value.replace("_", "-").split("-")[0]
+    return code if code.isalpha() and 2 <= len(code) <= 3 else None
+
+
+class _Track:
+    """One party's audio through ordering, recording, resampling, loudness and VAD."""
+
+    def __init__(self, name: str, recorder: TrackRecorder, sample_rate: int, vad: VadOptions) -> None:
+        self.name = name
+        self.recorder = recorder
+        self.orderer = FrameOrderer(sample_rate)
+        self.resampler = StreamResampler(sample_rate, PIPELINE_RATE)
+        self.segmenter = SpeechSegmenter(vad)
+        self.loudness = LoudnessMeter()
+        self.utterances = 0
+        self.partial_pending = False
+        self.partial_audio_end = 0.0
+
+    @property
+    def audio_time(self) -> float:
+        return self.recorder.samples_written / self.recorder.sample_rate
+
+    def push(self, t: float, pcm16: bytes) -> list[Utterance]:
+        return self._process(self.orderer.push(t, pcm16), last=False)
+
+    def finish(self) -> list[Utterance]:
+        done = self._process(self.orderer.flush(), last=True)
+        return done + self.segmenter.flush()
+
+    def _process(self, chunks: list[bytes], last: bool) -> list[Utterance]:
+        done: list[Utterance] = []
+        for chunk in chunks:
+            self.recorder.write(chunk)  # recording first: nothing received is ever lost
+        pcm = self.resampler.process(b"".join(chunks), last=last)
+        if pcm:
+            self.loudness.update(pcm)
+            done += self.segmenter.push(pcm)
+        return done
+
+
+class CallSession:
+    def __init__(self, services: CallServices, started: CallStarted, call_id: str | None = None) -> None:
+        self.s = services
+        self.options = services.options
+        self.call_id = call_id or new_id()
+        self.started = started
+        self.metadata = dict(started.metadata)
+        self.language = self.options.language or language_from_metadata(self.metadata)
+        self.language_fixed = self.language is not None
+        self.policy = AlertPolicy(self.call_id, self.metadata, self.options.policy)
+        self.tracks: dict[str, _Track] = {}
+        self.ended = False
+        self.bad_messages = 0
+        self._tasks: set[asyncio.Task] = set()
+        self._prolonged_alerted = False
+
+    def summary(self) -> dict[str, Any]:
+        """What a supervisor joining mid-call needs to show this call."""
+        return {
+            "call_id": self.call_id,
+            "carrier": self.started.carrier,
+            "tracks": list(self.tracks),
+            "metadata": self.metadata,
+            "language": self.language,
+            "audio_time": round(max((t.audio_time for t in self.tracks.values()), default=0.0), 3),
+        }
+
+    # -- lifecycle ------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self._db(
+            self.s.store.create_call,
+            self.call_id,
+            self.started.carrier,
+            list(self.started.tracks),
+            self.metadata,
+            self.started.carrier_call_id,
+            self.started.stream_id,
+            self.language,
+        )
+        for name in self.started.tracks:
+            self._track(name)
+        await self.s.bus.publish(
+            {
+                "type": "call.started",
+                "call_id": self.call_id,
+                "carrier": self.started.carrier,
+                "carrier_call_id": self.started.carrier_call_id,
+                "stream_id": self.started.stream_id,
+                "tracks": list(self.started.tracks),
+                "metadata": self.metadata,
+                "started_at": utc_now().isoformat(),
+            }
+        )
+        number = next((self.metadata[k] for k in CALLER_KEYS if self.metadata.get(k)), None)
+        if number:
+            rules = self.options.rules
+            recent = await self._db(self.s.store.count_recent_calls, number, rules.repeat_window_hours)
+            alert = repeat_caller_alert(self.call_id, self.metadata, recent, rules)
+            if alert:
+                await self._raise(alert)
+
+    def push_audio(self, audio: Audio) -> None:
+        """Called for every media frame; never blocks on ASR or the database."""
+        if self.ended:
+            return
+        track = self._track(audio.track, audio.sample_rate)
+        for utterance in track.push(audio.t, audio.pcm16):
+            self._spawn_final(track, utterance)
+        self._maybe_partial(track)
+        if track.name == "caller" and not self._prolonged_alerted:
+            alert = prolonged_call_alert(self.call_id, self.metadata, track.audio_time, self.options.rules)
+            if alert:
+                self._prolonged_alerted = True
+                self._spawn(self._raise(alert))
+
+    async def end(self, event: CallEnded) -> None:
+        """Finish: close recordings, drain transcription, record how the call ended."""
+        if self.ended:
+            return
+        self.ended = True
+        for track in self.tracks.values():
+            for utterance in track.finish():
+                self._spawn_final(track, utterance)
+            track.recorder.close()
+        if self._tasks:
+            _, pending = await asyncio.wait(set(self._tasks), timeout=self.options.end_timeout_s)
+            for task in pending:
+                task.cancel()
+        duration = max((t.audio_time for t in self.tracks.values()), default=0.0)
+        stats: dict[str, Any] = {"bad_messages": self.bad_messages}
+        for name, track in self.tracks.items():
+            stats[name] = {
+                "stale_frames": track.orderer.stats.stale,
+                "gap_seconds": track.orderer.stats.gap_samples / track.orderer.sample_rate,
+                "resyncs": track.orderer.stats.resyncs,
+                "utterances": track.utterances,
+            }
+        await self._db(self.s.store.end_call, self.call_id, event.reason, duration, event.abnormal, stats)
+        await self.s.bus.publish(
+            {
+                "type": "call.ended",
+                "call_id": self.call_id,
+                "reason": event.reason,
+                "status": "interrupted" if event.abnormal else "ended",
+                "duration": round(duration, 3),
+                "ended_at": utc_now().isoformat(),
+            }
+        )
+
+    # -- per utterance --------------------------------------------------------------
+
+    def _track(self, name: str, sample_rate: int | None = None) -> _Track:
+        track = self.tracks.get(name)
+        if track is None:
+            rate = sample_rate or self.started.sample_rate
+            recorder = self.s.recordings.open_track(self.call_id, name, rate)
+            track = self.tracks[name] = _Track(name, recorder, rate, self.options.vad)
+        return track
+
+    def _maybe_partial(self, track: _Track) -> None:
+        if track.name not in self.options.partial_tracks or track.partial_pending or not self.s.asr.idle:
+            return
+        current = track.segmenter.current()
+        if current is None or current.end - max(current.start, track.partial_audio_end) < self.options.partial_interval_s:
+            return
+        track.partial_pending = True
+        track.partial_audio_end = current.end
+        self._spawn(self._partial(track, current, track.utterances))
+
+    async def _partial(self, track: _Track, utterance: Utterance, index: int) -> None:
+        try:
+            result = await self.s.asr.transcribe(
+                pcm16_to_float(utterance.pcm16), self.language, track=track.name, partial=True, key=(track.name, index)
+            )
+        finally:
+            track.partial_pending = False
+        if result is None or not result.text:
+            return
+        scores = self.s.scorer.score(result.text, result.language)
+        await self.s.bus.publish(
+            self._transcript_event("transcript.partial", track.name, utterance, result, scores)
+        )
+        for alert in self.policy.evaluate(scores, result.text, utterance.start, utterance.end, track.name):
+            await self._raise(alert)
+
+    def _spawn_final(self, track: _Track, utterance: Utterance) -> None:
+        # The index is taken now, not when the task runs, so a partial of the next
+        # utterance can never share this utterance's key.
+        index = track.utterances
+        track.utterances += 1
+        self._spawn(self._final(track, utterance, index))
+
+    async def _final(self, track: _Track, utterance: Utterance, index: int) -> None:
+        level, delta = track.loudness.observe_utterance(utterance.pcm16)
+        result = await self.s.asr.transcribe(
+            pcm16_to_float(utterance.pcm16), self.language, track=track.name, partial=False, key=(track.name, index)
+        )
+        if result is None or not result.text:
+            return
+        await self._learn_language(result)
+        scores = self.s.scorer.score(result.text, result.language)
+        abusive = any(score >= self.policy.threshold(c) for c, score in scores.items())
+        segment_id = await self._db(
+            self.s.store.add_segment,
+            self.call_id,
+            track.name,
+            utterance.start,
+            utterance.end,
+            result.text,
+            result.language,
+            scores,
+            abusive,
+            level,
+            delta,
+        )
+        event = self._transcript_event("transcript.final", track.name, utterance, result, scores)
+        event.update(segment_id=segment_id, abusive=abusive, loudness_dbfs=round(level, 1))
+        event["loudness_delta_db"] = None if delta is None else round(delta, 1)
+        await self.s.bus.publish(event)
+        for alert in self.policy.evaluate(scores, result.text, utterance.start, utterance.end, track.name):
+            await self._raise(alert)
+
+    async def _learn_language(self, result: Any) -> None:
+        """Auto-detection on a short phrase wanders; the first confident answer sticks."""
+        if self.language_fixed or result.language_probability < self.options.language_confidence:
+            return
+        self.language, self.language_fixed = result.language, True
+        await self._db(self.s.store.set_language, self.call_id, result.language)
+
+    async def _raise(self, alert: Alert) -> None:
+        await self._db(self.s.store.add_alert, alert)
+        await self.s.bus.publish({"type": "alert", **alert.to_event()})
+
+    def _transcript_event(
+        self, kind: str, track: str, utterance: Utterance, result: Any, scores: dict[str, float]
+    ) -> dict[str, Any]:
+        return {
+            "type": kind,
+            "call_id": self.call_id,
+            "track": track,
+            "start": round(utterance.start, 3),
+            "end": round(utterance.end, 3),
+            "text": result.text,
+            "language": result.language,
+            "scores": {c: round(s, 4) for c, s in scores.items()},
+        }
+
+    # -- plumbing -------------------------------------------------------------------
+
+    def _spawn(self, coroutine) -> None:  # noqa: ANN001
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("call %s: utterance processing failed", self.call_id, exc_info=task.exception())
+
+    async def _db(self, fn: Callable[..., Any], *args: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.s.db_executor, functools.partial(fn, *args))

@@ -1,0 +1,1 @@
+"""Persistence: calls, segments and alerts in SQL; recordings as WAV files on disk."""

@@ -1,0 +1,333 @@
+"""Reads and writes of calls, segments and alerts. Synchronous: callers in the event
+loop run these in a thread (see CallStore in app wiring), readers in FastAPI's pool."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import create_engine, event, func, select, update
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, selectinload, sessionmaker
+
+from ..alerts.alert import Alert
+from .schema import AlertRow, Base, CallRow, SegmentRow
+
+AD_SOURCE_KEYS = ("utm_source", "ad_source", "source")
+CAMPAIGN_KEYS = ("utm_campaign", "campaign")
+CALLER_KEYS = ("from", "caller", "caller_number")
+
+
+def _first(metadata: dict[str, str], keys: tuple[str, ...]) -> str | None:
+    for key in keys:
+        if metadata.get(key):
+            return metadata[key]
+    return None
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    # SQLite returns naive datetimes; everything stored here is UTC.
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+def _iso(value: datetime | None) -> str | None:
+    value = _utc(value)
+    return value.isoformat() if value else None
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection, _record):  # noqa: ANN001
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")  # readers don't block the writer
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+@dataclass(frozen=True)
+class CallFilter:
+    since: datetime | None = None
+    until: datetime | None = None
+    phone: str | None = None
+    min_score: float | None = None
+    ad_source: str | None = None
+    campaign: str | None = None
+    status: str | None = None
+    limit: int = 50
+    offset: int = 0
+
+
+class CallStore:
+    def __init__(self, url: str) -> None:
+        self.engine = make_engine(url)
+        Base.metadata.create_all(self.engine)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def _session(self) -> Session:
+        return self._sessions()
+
+    # -- writes (from the pipeline) -------------------------------------------------
+
+    def create_call(
+        self,
+        call_id: str,
+        carrier: str,
+        tracks: list[str],
+        metadata: dict[str, str],
+        carrier_call_id: str = "",
+        stream_id: str = "",
+        language: str | None = None,
+        started_at: datetime | None = None,
+    ) -> None:
+        row = CallRow(
+            id=call_id,
+            carrier=carrier,
+            carrier_call_id=carrier_call_id,
+            stream_id=stream_id,
+            caller_number=_first(metadata, CALLER_KEYS),
+            ad_source=_first(metadata, AD_SOURCE_KEYS),
+            campaign=_first(metadata, CAMPAIGN_KEYS),
+            tracking_number=metadata.get("tracking_number"),
+            call_metadata=metadata,
+            tracks=tracks,
+            language=language,
+            status="active",
+            started_at=started_at or datetime.now(UTC),
+            stats={},
+        )
+        with self._session() as session, session.begin():
+            session.add(row)
+
+    def end_call(
+        self, call_id: str, reason: str, duration: float, abnormal: bool, stats: dict[str, Any] | None = None
+    ) -> None:
+        with self._session() as session, session.begin():
+            session.execute(
+                update(CallRow)
+                .where(CallRow.id == call_id)
+                .values(
+                    status="interrupted" if abnormal else "ended",
+                    end_reason=reason,
+                    ended_at=datetime.now(UTC),
+                    duration=duration,
+                    stats=stats or {},
+                )
+            )
+
+    def set_language(self, call_id: str, language: str) -> None:
+        with self._session() as session, session.begin():
+            session.execute(update(CallRow).where(CallRow.id == call_id).values(language=language))
+
+    def add_segment(
+        self,
+        call_id: str,
+        track: str,
+        start: float,
+        end: float,
+        text: str,
+        language: str | None,
+        scores: dict[str, float],
+        abusive: bool,
+        loudness_dbfs: float | None = None,
+        loudness_delta_db: float | None = None,
+    ) -> int:
+        max_score = max(scores.values(), default=0.0)
+        with self._session() as session, session.begin():
+            row = SegmentRow(
+                call_id=call_id,
+                track=track,
+                start=start,
+                end=end,
+                text=text,
+                language=language,
+                scores=scores,
+                max_score=max_score,
+                abusive=abusive,
+                loudness_dbfs=loudness_dbfs,
+                loudness_delta_db=loudness_delta_db,
+            )
+            session.add(row)
+            if track == "caller":
+                session.execute(
+                    update(CallRow)
+                    .where(CallRow.id == call_id, CallRow.max_score < max_score)
+                    .values(max_score=max_score)
+                )
+            session.flush()
+            return row.id
+
+    def add_alert(self, alert: Alert) -> None:
+        with self._session() as session, session.begin():
+            session.add(
+                AlertRow(
+                    id=alert.id,
+                    call_id=alert.call_id,
+                    category=str(alert.category),
+                    severity=alert.severity,
+                    score=alert.score,
+                    text=alert.text,
+                    start=alert.start,
+                    end=alert.end,
+                    created_at=alert.created_at,
+                    alert_metadata=alert.metadata,
+                    track=alert.track,
+                    rule=alert.rule,
+                )
+            )
+            session.execute(
+                update(CallRow).where(CallRow.id == alert.call_id).values(alert_count=CallRow.alert_count + 1)
+            )
+
+    def mark_unfinished_calls_interrupted(self) -> int:
+        """At start-up: calls still `active` belong to a process that died."""
+        with self._session() as session, session.begin():
+            result = session.execute(
+                update(CallRow)
+                .where(CallRow.status == "active")
+                .values(status="interrupted", end_reason="server_restart", ended_at=datetime.now(UTC))
+            )
+            return result.rowcount or 0
+
+    # -- reads (from the API) -------------------------------------------------------
+
+    def count_recent_calls(self, caller_number: str, hours: float) -> int:
+        since = datetime.now(UTC) - timedelta(hours=hours)
+        with self._session() as session:
+            query = select(func.count()).where(CallRow.caller_number == caller_number, CallRow.started_at >= since)
+            return int(session.scalar(query) or 0)
+
+    def list_calls(self, flt: CallFilter) -> list[dict[str, Any]]:
+        query = select(CallRow).order_by(CallRow.started_at.desc())
+        if flt.since:
+            query = query.where(CallRow.started_at >= flt.since)
+        if flt.until:
+            query = query.where(CallRow.started_at < flt.until)
+        if flt.phone:
+            query = query.where(CallRow.caller_number == flt.phone)
+        if flt.min_score is not None:
+            query = query.where(CallRow.max_score >= flt.min_score)
+        if flt.ad_source:
+            query = query.where(CallRow.ad_source == flt.ad_source)
+        if flt.campaign:
+            query = query.where(CallRow.campaign == flt.campaign)
+        if flt.status:
+            query = query.where(CallRow.status == flt.status)
+        query = query.limit(flt.limit).offset(flt.offset)
+        with self._session() as session:
+            return [call_summary(row) for row in session.scalars(query)]
+
+    def get_call(self, call_id: str) -> dict[str, Any] | None:
+        query = (
+            select(CallRow)
+            .where(CallRow.id == call_id)
+            .options(selectinload(CallRow.segments), selectinload(CallRow.alerts))
+        )
+        with self._session() as session:
+            row = session.scalars(query).first()
+            if row is None:
+                return None
+            detail = call_summary(row)
+            detail["segments"] = [segment_dict(s) for s in row.segments]
+            detail["alerts"] = [alert_dict(a) for a in row.alerts]
+            return detail
+
+    def list_alerts(
+        self,
+        call_id: str | None = None,
+        acknowledged: bool | None = None,
+        since: datetime | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[dict[str, Any]]:
+        query = select(AlertRow).order_by(AlertRow.created_at.desc())
+        if call_id:
+            query = query.where(AlertRow.call_id == call_id)
+        if acknowledged is not None:
+            column = AlertRow.acknowledged_at
+            query = query.where(column.is_not(None) if acknowledged else column.is_(None))
+        if since:
+            query = query.where(AlertRow.created_at >= since)
+        query = query.limit(limit).offset(offset)
+        with self._session() as session:
+            return [alert_dict(row) for row in session.scalars(query)]
+
+    def acknowledge_alert(self, alert_id: str, by: str) -> dict[str, Any] | None:
+        with self._session() as session, session.begin():
+            row = session.get(AlertRow, alert_id)
+            if row is None:
+                return None
+            if row.acknowledged_at is None:  # the first acknowledgement is the one on record
+                row.acknowledged_at = datetime.now(UTC)
+                row.acknowledged_by = by
+            return alert_dict(row)
+
+
+def call_summary(row: CallRow) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "carrier": row.carrier,
+        "carrier_call_id": row.carrier_call_id,
+        "stream_id": row.stream_id,
+        "metadata": row.call_metadata or {},
+        "caller_number": row.caller_number,
+        "ad_source": row.ad_source,
+        "campaign": row.campaign,
+        "tracking_number": row.tracking_number,
+        "tracks": row.tracks or [],
+        "language": row.language,
+        "status": row.status,
+        "started_at": _iso(row.started_at),
+        "ended_at": _iso(row.ended_at),
+        "duration": row.duration,
+        "end_reason": row.end_reason,
+        "max_score": row.max_score,
+        "alert_count": row.alert_count,
+        "stats": row.stats or {},
+    }
+
+
+def segment_dict(row: SegmentRow) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "track": row.track,
+        "start": row.start,
+        "end": row.end,
+        "text": row.text,
+        "language": row.language,
+        "scores": row.scores or {},
+        "max_score": row.max_score,
+        "abusive": row.abusive,
+        "loudness_dbfs": row.loudness_dbfs,
+        "loudness_delta_db": row.loudness_delta_db,
+    }
+
+
+def alert_dict(row: AlertRow) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "call_id": row.call_id,
+        "category": row.category,
+        "severity": row.severity,
+        "score": row.score,
+        "text": row.text,
+        "start": row.start,
+        "end": row.end,
+        "created_at": _iso(row.created_at),
+        "metadata": row.alert_metadata or {},
+        "track": row.track,
+        "rule": row.rule,
+        "acknowledged_at": _iso(row.acknowledged_at),
+        "acknowledged_by": row.acknowledged_by,
+    }

@@ -1,0 +1,84 @@
+"""SQLAlchemy 2 tables. SQLite by default; any SQLAlchemy URL (PostgreSQL) works."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class CallRow(Base):
+    __tablename__ = "calls"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    carrier: Mapped[str] = mapped_column(String(32))
+    carrier_call_id: Mapped[str] = mapped_column(String(128), default="", index=True)
+    stream_id: Mapped[str] = mapped_column(String(128), default="")
+    # Denormalised from metadata so calls can be filtered without JSON queries.
+    caller_number: Mapped[str | None] = mapped_column(String(64), index=True)
+    ad_source: Mapped[str | None] = mapped_column(String(256), index=True)
+    campaign: Mapped[str | None] = mapped_column(String(256))
+    tracking_number: Mapped[str | None] = mapped_column(String(64))
+    call_metadata: Mapped[dict] = mapped_column("metadata", JSON, default=dict)
+    tracks: Mapped[list] = mapped_column(JSON, default=list)
+    language: Mapped[str | None] = mapped_column(String(8))
+    status: Mapped[str] = mapped_column(String(16), default="active", index=True)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    duration: Mapped[float | None] = mapped_column(Float)
+    end_reason: Mapped[str | None] = mapped_column(String(32))
+    max_score: Mapped[float] = mapped_column(Float, default=0.0)
+    alert_count: Mapped[int] = mapped_column(Integer, default=0)
+    stats: Mapped[dict] = mapped_column(JSON, default=dict)
+
+    segments: Mapped[list[SegmentRow]] = relationship(
+        back_populates="call", order_by="SegmentRow.start", cascade="all, delete-orphan"
+    )
+    alerts: Mapped[list[AlertRow]] = relationship(
+        back_populates="call", order_by="AlertRow.start", cascade="all, delete-orphan"
+    )
+
+
+class SegmentRow(Base):
+    __tablename__ = "segments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    call_id: Mapped[str] = mapped_column(ForeignKey("calls.id"), index=True)
+    track: Mapped[str] = mapped_column(String(16))
+    start: Mapped[float] = mapped_column(Float)
+    end: Mapped[float] = mapped_column(Float)
+    text: Mapped[str] = mapped_column(Text)
+    language: Mapped[str | None] = mapped_column(String(8))
+    scores: Mapped[dict] = mapped_column(JSON, default=dict)
+    max_score: Mapped[float] = mapped_column(Float, default=0.0)
+    abusive: Mapped[bool] = mapped_column(Boolean, default=False)
+    loudness_dbfs: Mapped[float | None] = mapped_column(Float)
+    loudness_delta_db: Mapped[float | None] = mapped_column(Float)
+
+    call: Mapped[CallRow] = relationship(back_populates="segments")
+
+
+class AlertRow(Base):
+    __tablename__ = "alerts"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    call_id: Mapped[str] = mapped_column(ForeignKey("calls.id"), index=True)
+    category: Mapped[str] = mapped_column(String(32), index=True)
+    severity: Mapped[str] = mapped_column(String(16))
+    score: Mapped[float] = mapped_column(Float)
+    text: Mapped[str] = mapped_column(Text)
+    start: Mapped[float] = mapped_column(Float)
+    end: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    alert_metadata: Mapped[dict] = mapped_column("metadata", JSON, default=dict)
+    track: Mapped[str] = mapped_column(String(16), default="caller")
+    rule: Mapped[str] = mapped_column(String(32), default="text")
+    acknowledged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    acknowledged_by: Mapped[str | None] = mapped_column(String(128))
+
+    call: Mapped[CallRow] = relationship(back_populates="alerts")

@@ -1,0 +1,66 @@
+"""Scores → alerts: thresholds, one alert per outburst, escalation, call rules."""
+
+from stream_server.alerts.policy import AlertPolicy, AlertPolicyOptions
+from stream_server.alerts.rules import CallRuleOptions, prolonged_call_alert, repeat_caller_alert
+
+META = {"utm_source": "google", "utm_campaign": "spring", "from": "+81312345678"}
+
+
+def policy(**kwargs) -> AlertPolicy:
+    options = AlertPolicyOptions(thresholds={"insult": 0.6, "threat": 0.5}, cooldown_s=30.0, **kwargs)
+    return AlertPolicy("call1", META, options)
+
+
+def test_below_threshold_is_silent_and_above_alerts_with_call_metadata():
+    p = policy()
+    assert p.evaluate({"insult": 0.59, "threat": 0.1}, "meh", 1.0, 2.0) == []
+    [alert] = p.evaluate({"insult": 0.7, "threat": 0.1}, "you idiot", 5.0, 6.5)
+    assert (alert.call_id, alert.category, alert.text, alert.start, alert.end) == ("call1", "insult", "you idiot", 5.0, 6.5)
+    assert alert.metadata == META
+    assert alert.severity == "medium"
+    body = alert.to_event()
+    for key in ("id", "call_id", "category", "severity", "score", "text", "start", "end", "created_at", "metadata"):
+        assert key in body
+
+
+def test_partial_then_final_of_one_utterance_is_one_alert():
+    p = policy()
+    assert len(p.evaluate({"insult": 0.8}, "you useless", 10.0, 11.0)) == 1
+    assert p.evaluate({"insult": 0.9}, "you useless idiot", 10.0, 12.0) == []
+
+
+def test_cooldown_runs_from_the_end_of_the_outburst_and_escalates_on_return():
+    p = policy()
+    first = p.evaluate({"insult": 0.7}, "idiot", 10.0, 11.0)
+    assert p.evaluate({"insult": 0.7}, "moron", 30.0, 31.0) == []  # same outburst continues
+    assert p.evaluate({"insult": 0.7}, "fool", 55.0, 56.0) == []  # 24 s after the last insult
+    again = p.evaluate({"insult": 0.7}, "idiot again", 90.0, 91.0)
+    assert first[0].severity == "medium" and again[0].severity == "high"
+
+
+def test_categories_cool_down_independently_and_threats_are_high():
+    p = policy()
+    assert [a.category for a in p.evaluate({"insult": 0.7}, "idiot", 1.0, 2.0)] == ["insult"]
+    [threat] = p.evaluate({"insult": 0.7, "threat": 0.95}, "I will kill you idiot", 3.0, 5.0)
+    assert threat.category == "threat" and threat.severity == "critical"  # high, raised for confidence
+
+
+def test_agent_track_and_debris_text_never_alert():
+    p = policy()
+    assert p.evaluate({"insult": 0.99}, "idiot", 1.0, 2.0, track="agent") == []
+    assert p.evaluate({"insult": 0.99}, "a", 1.0, 2.0) == []
+
+
+def test_prolonged_call_rule():
+    options = CallRuleOptions(prolonged_call_minutes=30)
+    assert prolonged_call_alert("c", META, 29 * 60, options) is None
+    alert = prolonged_call_alert("c", META, 30 * 60, options)
+    assert alert.category == "prolonged_call" and alert.metadata == META
+    assert prolonged_call_alert("c", META, 99 * 60, CallRuleOptions(prolonged_call_minutes=0)) is None
+
+
+def test_repeat_caller_rule():
+    options = CallRuleOptions(repeat_calls=3, repeat_window_hours=24)
+    assert repeat_caller_alert("c", META, 2, options) is None
+    alert = repeat_caller_alert("c", META, 3, options)
+    assert alert.category == "repeat_caller" and "3 calls" in alert.text

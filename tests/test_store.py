@@ -1,0 +1,78 @@
+"""Calls, segments and alerts in SQLite (same code path as PostgreSQL)."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from stream_server.alerts.alert import Alert
+from stream_server.store.repository import CallFilter, CallStore
+
+META = {"from": "+81312345678", "utm_source": "google", "utm_campaign": "spring", "tracking_number": "+81120000001"}
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = CallStore(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    yield s
+    s.close()
+
+
+def test_call_lifecycle_with_segments_and_alerts(store):
+    store.create_call("c1", "twilio", ["caller", "agent"], META, "CA1", "MZ1")
+    store.add_segment("c1", "caller", 1.0, 2.0, "hello", "en", {"insult": 0.1}, False)
+    store.add_segment("c1", "caller", 3.0, 4.5, "you idiot", "en", {"insult": 0.9}, True, -20.0, 6.0)
+    store.add_segment("c1", "agent", 2.0, 3.0, "idiot check", "en", {"insult": 0.95}, True)
+    alert = Alert("c1", "insult", "medium", 0.9, "you idiot", 3.0, 4.5, META)
+    store.add_alert(alert)
+    store.end_call("c1", "completed", 12.5, abnormal=False, stats={"bad_messages": 0})
+
+    call = store.get_call("c1")
+    assert call["metadata"] == META
+    assert (call["caller_number"], call["ad_source"], call["campaign"]) == ("+81312345678", "google", "spring")
+    assert call["status"] == "ended" and call["duration"] == 12.5 and call["end_reason"] == "completed"
+    assert call["max_score"] == 0.9  # the agent's words don't make a call abusive
+    assert [s["text"] for s in call["segments"]] == ["hello", "idiot check", "you idiot"]
+    assert call["alerts"][0]["id"] == alert.id and call["alerts"][0]["metadata"] == META
+    assert call["alert_count"] == 1
+
+
+def test_abnormal_end_is_interrupted(store):
+    store.create_call("c1", "twilio", ["caller"], META)
+    store.end_call("c1", "disconnected", 3.0, abnormal=True)
+    assert store.get_call("c1")["status"] == "interrupted"
+
+
+def test_filters(store):
+    store.create_call("a", "twilio", ["caller"], META)
+    store.create_call("b", "twilio", ["caller"], {"from": "+819000", "utm_source": "yahoo"})
+    store.add_segment("a", "caller", 0, 1, "idiot", "en", {"insult": 0.8}, True)
+    ids = lambda **kw: sorted(c["id"] for c in store.list_calls(CallFilter(**kw)))  # noqa: E731
+    assert ids() == ["a", "b"]
+    assert ids(phone="+819000") == ["b"]
+    assert ids(ad_source="google") == ["a"]
+    assert ids(min_score=0.5) == ["a"]
+    assert ids(campaign="spring") == ["a"]
+    assert ids(since=datetime.now(UTC) + timedelta(hours=1)) == []
+    assert ids(until=datetime.now(UTC) + timedelta(hours=1)) == ["a", "b"]
+    assert ids(status="active") == ["a", "b"]
+    assert len(store.list_calls(CallFilter(limit=1))) == 1
+
+
+def test_acknowledge_records_the_first_acknowledger(store):
+    store.create_call("c1", "twilio", ["caller"], META)
+    alert = Alert("c1", "threat", "high", 0.8, "I will hurt you", 1.0, 2.0, META)
+    store.add_alert(alert)
+    assert store.list_alerts(acknowledged=False)[0]["id"] == alert.id
+    first = store.acknowledge_alert(alert.id, "sato")
+    second = store.acknowledge_alert(alert.id, "tanaka")
+    assert first["acknowledged_by"] == second["acknowledged_by"] == "sato"
+    assert store.list_alerts(acknowledged=False) == []
+    assert store.acknowledge_alert("nope", "x") is None
+
+
+def test_repeat_caller_count_and_startup_recovery(store):
+    for i in range(3):
+        store.create_call(f"c{i}", "twilio", ["caller"], META)
+    assert store.count_recent_calls("+81312345678", 24) == 3
+    assert store.mark_unfinished_calls_interrupted() == 3
+    assert store.get_call("c0")["end_reason"] == "server_restart"

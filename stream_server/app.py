@@ -71,7 +71,7 @@ async def build_services(settings: Settings) -> CallServices:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = CallStore(settings.resolved_database_url)
     classifier = load_classifier(settings)
-    engine = await asyncio.to_thread(AsrEngine, asr_options(settings), settings.data_dir / "models")
+    engine = await asyncio.to_thread(AsrEngine, asr_options(settings), settings.resolved_model_cache_dir)
     await asyncio.to_thread(engine.warm_up)
     scheduler = AsrScheduler(engine)
     scheduler.start()

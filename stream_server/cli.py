@@ -130,7 +130,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 
     settings = Settings(**({"data_dir": args.data_dir} if args.data_dir else {}))
     if args.prepare:
-        print(resolve_model(args.prepare, settings.data_dir / "models"))
+        print(resolve_model(args.prepare, settings.resolved_model_cache_dir))
         return 0
     for row in describe_models():
         print(json.dumps(row, default=str))

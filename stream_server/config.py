@@ -6,6 +6,7 @@ directory, the in-process bus, the bundled offline models.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from pydantic import Field
@@ -18,7 +19,7 @@ class Settings(BaseSettings):
     # Server
     host: str = Field("127.0.0.1", description="Interface to listen on.")
     port: int = Field(8080, description="HTTP/WebSocket port.")
-    data_dir: Path = Field(Path("data"), description="Recordings, database and model cache live here.")
+    data_dir: Path = Field(Path("data"), description="Recordings and the default SQLite database live here.")
     database_url: str | None = Field(
         None, description="SQLAlchemy URL; default sqlite:///<data_dir>/stream_server.db. PostgreSQL: postgresql+psycopg://..."
     )
@@ -44,6 +45,9 @@ class Settings(BaseSettings):
     )
 
     # ASR
+    model_cache_dir: Path | None = Field(
+        None, description="Where split model weights are assembled once; default ~/.cache/stream_server/models."
+    )
     asr_model: str = Field(
         "base", description="base (multilingual, offline), tiny.en (offline), or any faster-whisper name/path."
     )
@@ -72,6 +76,13 @@ class Settings(BaseSettings):
     @property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'stream_server.db'}"
+
+    @property
+    def resolved_model_cache_dir(self) -> Path:
+        if self.model_cache_dir:
+            return self.model_cache_dir
+        xdg = os.environ.get("XDG_CACHE_HOME")
+        return (Path(xdg) if xdg else Path.home() / ".cache") / "stream_server" / "models"
 
     @property
     def language_list(self) -> tuple[str, ...]:

@@ -1,0 +1,34 @@
+# Two entry points for a fresh machine with Python 3.11+:
+#   make run   - create .venv, install, start the server on embedded defaults
+#   make test  - create .venv, install with test extras, run the test suite
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: run test fixtures models clean-venv
+
+$(BIN)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required (set PYTHON=python3.11)")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@touch $@
+
+run: $(BIN)/.installed
+	$(BIN)/stream-server serve
+
+# pytest exits 5 when it collects nothing; that is not a failure of the code under test.
+test: $(BIN)/.installed
+	$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
+
+# Rebuild committed artefacts (needs espeak-ng, sox and the train extras).
+fixtures: $(BIN)/.installed
+	$(BIN)/python -m pip install --quiet -e '.[train]'
+	$(BIN)/python scripts/make_fixtures.py
+
+models: $(BIN)/.installed
+	$(BIN)/python -m pip install --quiet -e '.[train]'
+	$(BIN)/python models/train_text_abuse.py
+
+clean-venv:
+	rm -rf $(VENV)

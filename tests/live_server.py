@@ -1,0 +1,153 @@
+"""A real stream_server process on a loopback port, and clients that talk to it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import websockets
+
+API_TOKEN = "test-api-token"
+TWILIO_AUTH_TOKEN = "test-twilio-auth-token"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class LiveServer:
+    port: int
+    data_dir: Path
+    process: subprocess.Popen
+    log_path: Path
+
+    @property
+    def http(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def twilio_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/v1/media/twilio"
+
+    @property
+    def supervisor_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/v1/supervisor/ws?token={API_TOKEN}"
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.http, headers={"Authorization": f"Bearer {API_TOKEN}"}, timeout=30)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def start_server(data_dir: Path, extra_env: dict[str, str] | None = None, timeout: float = 180) -> LiveServer:
+    port = free_port()
+    env = dict(os.environ)
+    env.update(
+        {
+            "STREAM_SERVER_API_TOKEN": API_TOKEN,
+            "STREAM_SERVER_TWILIO_AUTH_TOKEN": TWILIO_AUTH_TOKEN,
+            "STREAM_SERVER_LOG_LEVEL": "info",
+        }
+    )
+    env.update(extra_env or {})
+    log_path = data_dir / "server.log"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "stream_server.cli", "serve", "--port", str(port), "--data-dir", str(data_dir)],
+        stdout=log_path.open("wb"),
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
+    server = LiveServer(port, data_dir, process, log_path)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}:\n{server.log()}")
+        try:
+            if httpx.get(f"{server.http}/healthz", timeout=2).status_code == 200:
+                return server
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    process.kill()
+    raise RuntimeError(f"server did not become healthy in {timeout}s:\n{server.log()}")
+
+
+def stop_server(server: LiveServer) -> None:
+    server.process.terminate()
+    try:
+        server.process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+
+
+@dataclass
+class CallRun:
+    """One simulated call and every supervisor event that belonged to it."""
+
+    name: str
+    call_id: str | None = None
+    events: list[dict] = field(default_factory=list)
+    simulate_output: str = ""
+    arrival: dict[str, float] = field(default_factory=dict)  # event id → wall clock
+
+    def of_type(self, kind: str) -> list[dict]:
+        return [e for e in self.events if e["type"] == kind]
+
+    @property
+    def ended(self) -> dict | None:
+        ended = self.of_type("call.ended")
+        return ended[0] if ended else None
+
+
+async def run_calls(server: LiveServer, calls: dict[str, list[str]], timeout: float = 420) -> dict[str, CallRun]:
+    """Stream each call with `stream-server simulate` while a supervisor listens.
+
+    `calls` maps a name to the simulate arguments (files and options); each call gets a
+    `test_id` parameter so its events can be told apart on the shared feed.
+    """
+    runs = {name: CallRun(name) for name in calls}
+    by_call_id: dict[str, CallRun] = {}
+    async with websockets.connect(server.supervisor_url, max_size=2**22) as feed:
+        hello = json.loads(await feed.recv())
+        assert hello["type"] == "hello"
+        processes = [
+            await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "stream_server.cli", "simulate", *args,
+                "--url", server.twilio_url, "--auth-token", TWILIO_AUTH_TOKEN, "--param", f"test_id={name}",
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            )
+            for name, args in calls.items()
+        ]
+        deadline = time.monotonic() + timeout
+        while any(run.ended is None for run in runs.values()):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"calls not ended: {[n for n, r in runs.items() if r.ended is None]}")
+            event = json.loads(await asyncio.wait_for(feed.recv(), remaining))
+            if event["type"] == "call.started":
+                run = runs.get(event["metadata"].get("test_id"))
+                if run is not None:
+                    run.call_id = event["call_id"]
+                    by_call_id[event["call_id"]] = run
+            run = by_call_id.get(event.get("call_id"))
+            if run is not None:
+                run.events.append(event)
+                if "id" in event:
+                    run.arrival[event["id"]] = time.time()
+        for (name, _), process in zip(calls.items(), processes):
+            out, _ = await process.communicate()
+            runs[name].simulate_output = out.decode(errors="replace")
+    return runs

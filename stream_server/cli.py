@@ -132,8 +132,8 @@ def cmd_models(args: argparse.Namespace) -> int:
     if args.prepare:
         print(resolve_model(args.prepare, settings.resolved_model_cache_dir))
         return 0
-    for row in describe_models():
-        print(json.dumps(row, default=str))
+    for info in describe_models(settings.resolved_model_cache_dir):
+        print(json.dumps(asdict(info)))
     return 0
 
 

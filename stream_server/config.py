@@ -6,7 +6,6 @@ directory, the in-process bus, the bundled offline models.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from pydantic import Field
@@ -46,7 +45,7 @@ class Settings(BaseSettings):
 
     # ASR
     model_cache_dir: Path | None = Field(
-        None, description="Where split model weights are assembled once; default ~/.cache/stream_server/models."
+        None, description="Where split model weights are assembled once; default ~/.cache/stream_server."
     )
     asr_model: str = Field(
         "base", description="base (multilingual, offline), tiny.en (offline), or any faster-whisper name/path."
@@ -79,10 +78,9 @@ class Settings(BaseSettings):
 
     @property
     def resolved_model_cache_dir(self) -> Path:
-        if self.model_cache_dir:
-            return self.model_cache_dir
-        xdg = os.environ.get("XDG_CACHE_HOME")
-        return (Path(xdg) if xdg else Path.home() / ".cache") / "stream_server" / "models"
+        from .asr.models import default_cache_dir
+
+        return self.model_cache_dir or default_cache_dir()
 
     @property
     def language_list(self) -> tuple[str, ...]:

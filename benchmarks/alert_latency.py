@@ -125,10 +125,10 @@ async def measure_call(base: str, name: str) -> dict:
         e for _, e in alerts
         if not any(u["abusive"] and e["start"] < u["end"] and u["start"] < e["end"] for u in truth["utterances"])
     ]
-    return {"rows": rows, "false_alerts": len(false_alerts)}
+    return {"rows": rows, "false_alerts": [(name, e["start"], e["end"], e["category"], e["text"]) for e in false_alerts]}
 
 
-def write_results(command: str, rows: list[dict], false_alerts: int, repeat: int, model: str) -> str:
+def write_results(command: str, rows: list[dict], false_alerts: list[tuple], repeat: int, model: str) -> str:
     abusive = [r for r in rows if r["abusive"]]
     latencies = [r["alert_latency"] for r in abusive if r["alert_latency"] is not None]
     lags = [r["final_lag"] for r in rows if r["final_lag"] is not None]
@@ -150,7 +150,7 @@ def write_results(command: str, rows: list[dict], false_alerts: int, repeat: int
         f"{percentile(lags, 95):.2f} | {max(lags, default=float('nan')):.2f} |",
         "",
         f"Abusive utterances: {len(abusive)}; missed (no alert overlapping them): {misses}; "
-        f"false alerts (overlapping no abusive utterance): {false_alerts}.",
+        f"false alerts (overlapping no abusive utterance): {len(false_alerts)}.",
         "Target for later issues: p95 alert latency under 1.5 s for one call on this 2-core machine.",
         "",
         "| call | utterance | alert latency (s) |",
@@ -159,6 +159,8 @@ def write_results(command: str, rows: list[dict], false_alerts: int, repeat: int
     for r in abusive:
         value = f"{r['alert_latency']:.2f}" if r["alert_latency"] is not None else "missed"
         lines.append(f"| {r['call']} | {r['text']} | {value} |")
+    for call, start, end, category, text in false_alerts:
+        lines.append(f"| {call} | false alert {category} at {start:.2f}-{end:.2f}s: {text} | — |")
     return "\n".join(lines) + "\n"
 
 
@@ -174,7 +176,7 @@ def update_results_file(section: str) -> None:
 
 
 async def main_async(args: argparse.Namespace) -> None:
-    rows, false_alerts = [], 0
+    rows, false_alerts = [], []
     for i in range(args.repeat):
         for name in args.calls:
             measured = await measure_call(args.server, name)

@@ -4,7 +4,7 @@ One worker thread runs the model (CTranslate2 already uses all cores for one dec
 two decodes at once only slow each other down); the event loop never blocks on it.
 Work is ordered by priority: caller finals first (they feed alerts), then caller
 partials, then agent finals (QA needs them, alerts don't: they wait, never dropped).
-A partial is skipped when the final for the same utterance is already queued.
+A queued partial is dropped as soon as the final for the same utterance arrives.
 """
 
 from __future__ import annotations
@@ -60,7 +60,6 @@ class AsrScheduler:
         self.stats = SchedulerStats()
         self._heap: list[_Job] = []
         self._seq = itertools.count()
-        self._finals_queued: set[object] = set()
         self._wakeup = asyncio.Event()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="asr")
         self._worker: asyncio.Task | None = None
@@ -99,11 +98,18 @@ class AsrScheduler:
         """Queue one utterance; the future resolves to the engine's result (None = no speech)."""
         future = asyncio.get_running_loop().create_future()
         if not partial and key is not None:
-            self._finals_queued.add(key)
+            self._drop_partials(key)
         job = _Job(job_priority(track, partial), next(self._seq), audio, language, partial, key, future)
         heapq.heappush(self._heap, job)
         self._wakeup.set()
         return future
+
+    def _drop_partials(self, key: object) -> None:
+        """The final supersedes interim work on the same utterance: resolve it as None."""
+        for job in self._heap:
+            if job.partial and job.key == key and not job.future.done():
+                job.future.set_result(None)
+                self.stats.partials_skipped += 1
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -115,12 +121,6 @@ class AsrScheduler:
             job = heapq.heappop(self._heap)
             if job.future.done():
                 continue
-            if job.partial and job.key in self._finals_queued:
-                self.stats.partials_skipped += 1
-                job.future.set_result(None)
-                continue
-            if not job.partial:
-                self._finals_queued.discard(job.key)
             self._busy = True
             began = time.perf_counter()
             try:

@@ -11,7 +11,7 @@ from stream_server.media.events import Audio, CallEnded, CallStarted
 from stream_server.media.twilio import MAX_PARAMETER_CHARS, TwilioMediaStream, verify_signature
 from stream_server.simulator import SimulatedCall, media_message, signature_headers, start_message
 
-ULAW_FRAME = pcm16_to_ulaw((b"\x10\x27" * 160))  # 20 ms of a constant 10000
+ULAW_FRAME = pcm16_to_ulaw(b"\x10\x27" * 160)  # 20 ms of a constant 10000
 
 
 def _call() -> SimulatedCall:

@@ -13,7 +13,8 @@ import functools
 import logging
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
+from collections.abc import Callable
 
 from ..alerts.alert import Alert, new_id, utc_now
 from ..alerts.policy import AlertPolicy, AlertPolicyOptions
@@ -64,7 +65,7 @@ def language_from_metadata(metadata: dict[str, str]) -> str | None:
     """`language` custom parameter: "ja", "ja-JP", "en_US" → "ja" / "en"."""
     value = (metadata.get("language") or metadata.get("lang") or "").strip().lower()
     code = value.replace("_", "-").split("-")[0]
-    return code if code.isalpha() and 2 <= len(code) <= 3 else None
+    return code if code.isascii() and code.isalpha() and 2 <= len(code) <= 3 else None
 
 
 class _Track:
@@ -128,6 +129,7 @@ class CallSession:
             "metadata": self.metadata,
             "language": self.language,
             "audio_time": round(max((t.audio_time for t in self.tracks.values()), default=0.0), 3),
+            "level_dbfs": {name: round(t.loudness.level_dbfs, 1) for name, t in self.tracks.items()},
         }
 
     # -- lifecycle ------------------------------------------------------------------

@@ -181,3 +181,32 @@ def test_unknown_call_is_404(live_server):
     with live_server.client() as http:
         response = http.get("/v1/calls/does-not-exist")
     assert response.status_code == 404 and "does-not-exist" in response.json()["detail"]
+
+
+def test_reordered_and_duplicated_frames_are_recorded_once_in_order(live_server):
+    from stream_server.media.codecs import pcm16_to_ulaw, ulaw_to_pcm16
+
+    call = SimulatedCall(caller=b"")
+    frames = [pcm16_to_ulaw(int(100 * i).to_bytes(2, "little", signed=True) * 160) for i in range(40)]
+    order = list(range(40))
+    order[5], order[6] = order[6], order[5]  # swapped in transit
+    order[20:23] = [22, 20, 21]
+    order.insert(30, 29)  # retransmitted
+    order.insert(12, 3)  # very late duplicate
+
+    async def scenario():
+        ws = await _connect(live_server)
+        await ws.send(json.dumps(start_message(call)))
+        for seq, i in enumerate(order):
+            await ws.send(json.dumps(media_message(call, seq + 2, "inbound", i + 1, frames[i])))
+        await ws.send(json.dumps({"event": "stop", "streamSid": call.stream_sid, "stop": {}}))
+        await _close_code(ws)
+        return await _wait_for_call_end(live_server, call.stream_sid)
+
+    stored = asyncio.run(scenario())
+    assert stored["stats"]["caller"]["stale_frames"] == 2
+    with live_server.client() as http:
+        audio = http.get(f"/v1/calls/{stored['id']}/recording.wav", params={"track": "caller"}).content
+    with wave.open(io.BytesIO(audio)) as wav:
+        recorded = wav.readframes(wav.getnframes())
+    assert recorded == b"".join(ulaw_to_pcm16(f) for f in frames)

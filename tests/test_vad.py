@@ -62,3 +62,17 @@ def test_utterance_audio_matches_its_time_span():
         assert len(u.pcm16) == pytest.approx(u.duration * 16000 * 2, abs=2)
         start = int(u.start * 16000) * 2
         assert u.pcm16 == pcm[start : start + len(u.pcm16)]
+
+
+def test_current_span_matches_the_utterance_in_progress():
+    pcm = to_16k(load_call("en_calm").pcm16("caller"))
+    segmenter = SpeechSegmenter()
+    checked = 0
+    for i in range(0, len(pcm), 640):
+        segmenter.push(pcm[i : i + 640])
+        span, current = segmenter.current_span(), segmenter.current()
+        assert (span is None) == (current is None)
+        if current is not None:
+            assert span == pytest.approx((current.start, current.end))
+            checked += 1
+    assert checked > 100

@@ -74,6 +74,13 @@ class SpeechSegmenter:
     def in_speech(self) -> bool:
         return self._in_speech
 
+    def current_span(self) -> tuple[float, float] | None:
+        """(start, end of the last voiced frame) of the utterance in progress; cheap."""
+        if not self._in_speech:
+            return None
+        start = self._start_frame * FRAME_MS / 1000.0
+        return start, start + (self._last_voiced + 1) * FRAME_MS / 1000.0
+
     def current(self) -> Utterance | None:
         """The utterance in progress so far (for partial transcripts), or None."""
         if not self._in_speech:

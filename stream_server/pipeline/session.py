@@ -228,9 +228,10 @@ class CallSession:
     def _maybe_partial(self, track: _Track) -> None:
         if track.name not in self.options.partial_tracks or track.partial_pending or not self.s.asr.idle:
             return
-        current = track.segmenter.current()
-        if current is None or current.end - max(current.start, track.partial_audio_end) < self.options.partial_interval_s:
+        span = track.segmenter.current_span()  # checked first: current() copies the audio
+        if span is None or span[1] - max(span[0], track.partial_audio_end) < self.options.partial_interval_s:
             return
+        current = track.segmenter.current()
         track.partial_pending = True
         track.partial_audio_end = current.end
         self._spawn(self._partial(track, current, track.utterances))

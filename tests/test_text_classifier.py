@@ -190,3 +190,60 @@ def test_held_out_split_quality(clf):
     calm = [s for r, s in zip(rows, scores, strict=True) if r["kind"] in ("complaint", "ordinary")]
     false_alarms = sum(any(s[c] >= clf.thresholds[c] for c in clf.categories) for s in calm)
     assert false_alarms / len(calm) <= 0.05
+
+
+# Hand-written natural sets (models/data/text_abuse_v1/natural_*.csv, provenance in their
+# headers): the check sets were never used for any choice, so these are honest regression bounds,
+# documented in docs/models/text_abuse_v1.md ("Natural sentences").
+NATURAL_DIR = CORPUS.parent
+NATURAL_FALSE_ALARM_MAX = {"all": 0.05, "en": 0.07, "ja": 0.05}  # built model: 0.037 / 0.056 / 0.018
+NATURAL_ABUSE_RECALL_MIN = {"all": 0.85, "en": 0.85, "ja": 0.75}  # built model: 0.893 / 0.952 / 0.833
+
+
+def read_natural(name: str) -> list[dict]:
+    with (NATURAL_DIR / name).open(encoding="utf-8", newline="") as f:
+        return list(csv.DictReader(line for line in f if not line.startswith("#")))
+
+
+def test_natural_sets_are_disjoint_from_the_corpus_and_each_other():
+    with CORPUS.open(encoding="utf-8", newline="") as f:
+        corpus = {normalize_text(row["text"]) for row in csv.DictReader(f)}
+    seen: set[str] = set()
+    sizes = {}
+    for name in ("natural_negatives_dev.csv", "natural_negatives_check.csv", "natural_abuse_check.csv"):
+        rows = read_natural(name)
+        texts = [normalize_text(r["text"]) for r in rows]
+        assert not [t for t in texts if t in corpus], name
+        assert not seen & set(texts) and len(set(texts)) == len(texts), name
+        seen |= set(texts)
+        sizes[name] = {lang: sum(r["lang"] == lang for r in rows) for lang in ("en", "ja")}
+    assert min(sizes["natural_negatives_dev.csv"].values()) >= 200
+    assert min(sizes["natural_negatives_check.csv"].values()) >= 150
+    assert min(sizes["natural_abuse_check.csv"].values()) >= 40
+
+
+def test_natural_check_negatives_rarely_raise_an_alert(clf):
+    rows = read_natural("natural_negatives_check.csv")
+    scores = clf.score_batch([r["text"] for r in rows])
+    fired = np.array([any(s[c] >= clf.thresholds[c] for c in clf.categories) for s in scores])
+    langs = np.array([r["lang"] for r in rows])
+    for lang, bound in NATURAL_FALSE_ALARM_MAX.items():
+        mask = np.ones(len(rows), bool) if lang == "all" else langs == lang
+        assert fired[mask].mean() <= bound, (lang, fired[mask].mean())
+
+
+def test_natural_check_abuse_is_caught(clf):
+    rows = read_natural("natural_abuse_check.csv")
+    scores = clf.score_batch([r["text"] for r in rows])
+    fired = np.array([any(s[c] >= clf.thresholds[c] for c in clf.categories) for s in scores])
+    langs = np.array([r["lang"] for r in rows])
+    for lang, bound in NATURAL_ABUSE_RECALL_MIN.items():
+        mask = np.ones(len(rows), bool) if lang == "all" else langs == lang
+        assert fired[mask].mean() >= bound, (lang, fired[mask].mean())
+
+
+@pytest.mark.parametrize("text", ["Of course, thank you so much.", "What time do you close today?",
+                                  "Can I speak to someone else?", "You said that last week too.",
+                                  "I did."])
+def test_reported_false_alerts_stay_quiet(clf, text):
+    assert flagged(clf, text) == set(), clf.score(text)

@@ -348,6 +348,156 @@ JA_ORD_SLOTS = {
     "w": ["今日中に", "明日", "来週", "月曜日に", "週末までに", "午後に", "なるべく早く"],
 }
 ORD_PER_FRAME = 45
+HOURS_PER_FRAME = 20
+
+# Everyday call talk in the spoken register (v1.1): opening hours, billing, delivery, accounts,
+# thanks, and everyday words that sit next to abusive n-grams ("close", "shut", "cut off",
+# "dead", "kill the process", "shoot me an email", "beat the deadline"). Hand-written here; the
+# natural dev/check sets (natural_*.csv) are separate sentences and are never generated.
+EN_EVERYDAY = [
+    "of course, thank you so much", "thank you so much, that's great", "of course, no problem at all",
+    "oh, of course, sorry", "thank you so much for waiting", "of course you can",
+    "can I talk to somebody else about this", "could I speak to another agent",
+    "you told me that yesterday as well", "you said the same thing on Monday",
+    "that's what you said last time", "you mentioned that in your email",
+    "I'd like to close the account in my son's name", "please close my old savings account",
+    "can you close the ticket now", "I want to close down the business account",
+    "the connection keeps cutting off", "my phone got cut off", "they cut off my water by mistake",
+    "we were cut off earlier", "the gas was cut off this morning",
+    "the line is dead again", "the phone line has been dead for two days", "the socket is dead",
+    "you need to kill the process and start it again", "the engineer killed the process",
+    "just shoot me an email when it's done", "shoot me a message with the tracking link",
+    "I'm trying to beat the deadline for the tax return", "we need to beat the deadline",
+    "is the outlet shut on Sundays", "the branch was shut when I got there",
+    "the shop closes at half five, doesn't it", "you closed my ticket without fixing it",
+    "what's this charge on my bill", "why is my bill so high this month", "I'd like a copy of my bill",
+    "where's my delivery", "the delivery is late again", "the courier says he can't find the house",
+    "can you leave it with my neighbour", "I wasn't in when they came",
+    "I'd like to speak to somebody about a refund", "is my refund on its way",
+    "I'll hold, no problem", "let me just check my emails", "sorry, I was miles away",
+    "can you repeat the last bit", "I'm not sure I follow", "what do you mean by that",
+    "how long will that take", "is there a quicker way", "that sounds a bit complicated",
+    "I did, yes, twice", "I did that already", "I did try that", "yes I did, this morning",
+    "you know what, never mind", "honestly, forget it, it's fine", "never mind, I found it",
+    "you're very welcome", "you've been really kind", "that's so kind of you",
+    "can you do me a favour and check the address", "I'll be honest with you, I'm confused",
+    "I'm sorry, I'm hopeless with computers", "my memory is terrible, sorry",
+    "I'm such a scatterbrain today", "silly me, it's the other card",
+    "the last guy was really helpful", "the lady yesterday sorted it in five minutes",
+    "nobody ever picks up at the branch", "I've sent three emails and got no reply",
+    "is anyone actually reading these emails", "this has taken all morning",
+    "I'm at my wits' end", "it's been a nightmare, honestly", "I'm really stressed about it",
+    "what a palaver", "for crying out loud, it's still not working", "oh for heaven's sake",
+    "damn, I left the card upstairs", "bloody hell, that's expensive", "what the heck is this fee",
+    "this is a joke, it's broken again", "you're joking, another week",
+    "you guys are killing me with these prices", "I'd murder a cup of tea right now",
+    "I'm going to lose it if it cuts out again", "I'm not having a go at you",
+    # Broad everyday vocabulary, so that an unfamiliar word is not read through the few
+    # n-grams it shares with an abusive lexeme.
+    "is there a student discount", "do you offer a loyalty discount", "my daughter's at university",
+    "I'm a pensioner on a fixed income", "could you slow down a little", "my English is not so good",
+    "sorry, you broke up there", "the signal here is patchy", "could you spell the street name",
+    "is that double l or single", "it's Smith with a y", "my surname is hyphenated",
+    "the parcel is at the sorting office", "can I pick it up from the collection point",
+    "who handles the installation", "the seal on the door has perished", "the hinge snapped",
+    "the dishwasher won't drain", "the kettle trips the fuse", "the microwave sparks",
+    "the vacuum cleaner has lost suction", "the tumble dryer smells of burning rubber",
+    "the boiler pressure keeps dropping", "the thermostat shows the wrong temperature",
+    "the smart meter has gone blank", "the top-up didn't go through", "my contactless card was declined",
+    "the cash machine swallowed my card", "I'd like a new debit card", "I need a statement for my mortgage",
+    "can you freeze my card", "I'm travelling to Spain next week", "will my phone work abroad",
+    "the flight was cancelled", "the hotel booking shows the wrong dates", "the seat reservation disappeared",
+    "my prescription hasn't arrived", "the appointment letter came after the appointment",
+    "the council tax band looks wrong", "the bin collection was missed", "there's a leak under the sink",
+    "the landlord says it's your responsibility", "the plumber is coming on Thursday",
+    "somebody phoned claiming to be from the bank", "I think it was a phishing email",
+    "the voucher code says expired", "the gift card balance is zero", "the promo code didn't apply",
+    "my pin doesn't work", "I forgot my username", "the captcha won't load",
+    "the confirmation number starts with a letter", "the serial number is on the sticker",
+    "the model number is on the back", "the warranty runs out in June", "the receipt is in my email",
+    "my partner is on the call with me", "my carer usually rings for me", "I'm hard of hearing",
+    "I'm calling from my work phone", "please use my mobile number instead", "text is better than calling",
+    "I'm free any time after lunch", "mornings are difficult for me", "I'm on night shifts this week",
+    "whoever picks up can take it", "the porter can sign for it", "leave it at reception",
+    "that's a relief, thank you", "brilliant, you've sorted it", "fab, thanks a million",
+]
+EN_HOURS_FRAMES = {
+    "h1": "what time do you {oc} {when}", "h2": "are you {open} {when}", "h3": "when does the {place} {oc} {when}",
+    "h4": "how late is the {place} open {when}", "h5": "what are your {hours} {when}",
+    "h6": "is the {place} {open} {when}", "h7": "until what time can I call {when}",
+}
+EN_HOURS_SLOTS = {
+    "oc": ["close", "open", "shut", "open up", "finish", "close up", "stop taking calls"],
+    "open": ["open", "closed", "shut", "still open", "open late"],
+    "when": ["today", "tonight", "tomorrow", "on Sundays", "on Saturday", "this weekend",
+             "over Christmas", "on bank holidays", "on Good Friday", "in the evening", "at lunchtime",
+             "next Monday"],
+    "place": ["store", "shop", "branch", "office", "call centre", "helpline", "depot", "showroom"],
+    "hours": ["opening hours", "closing times", "opening times", "hours", "phone hours"],
+}
+JA_EVERYDAY = [
+    "もちろんです、本当にありがとうございます", "ありがとうございます、とても助かります",
+    "他の方に代わってもらえますか", "別の担当の方とお話しできますか",
+    "昨日もそう言われましたよ", "先月もそうおっしゃってましたよね", "メールにもそう書いてありました",
+    "息子名義の口座を閉じたいんです", "古いアカウントを削除してください", "法人の契約を終わらせたいんです",
+    "ネットがしょっちゅう切れるんです", "途中で電話が切れてしまって", "水道を間違って止められました",
+    "さっき通話が切れちゃいました", "電話回線が二日前から死んでるんです", "このコンセントは死んでますね",
+    "アプリを強制終了してからもう一回開いてください", "詳細をメールで送っていただけますか",
+    "締め切りに間に合わせないといけないんです", "日曜日はお店お休みですか",
+    "行ったらお店が閉まってたんですよ", "直ってないのに問い合わせを閉じられたんです",
+    "請求のこの項目は何ですか", "今月の請求がなんでこんなに高いんですか", "請求書の控えがほしいんですが",
+    "荷物はどこにありますか", "また配達が遅れてるんですけど", "配達員さんが家を見つけられないそうで",
+    "お隣さんに預けてもらえますか", "来たとき留守にしてました", "返金の件で相談したいんですが",
+    "返金の手続きって進んでますか", "はい、待ちます", "メールを確認しますね", "すみません、ぼーっとしてました",
+    "最後のところもう一回お願いします", "ちょっとよくわからないんですが", "それはどういう意味ですか",
+    "どれくらい時間かかりますか", "もっと早い方法はありますか", "ちょっと難しそうですね",
+    "はい、二回やりました", "それはもうやりました", "やってみたんですけどね",
+    "もういいです、自分でやります", "いや、大丈夫です、見つかりました",
+    "どういたしまして", "ご親切にどうも", "住所を確認してもらってもいいですか",
+    "正直よくわからなくて", "機械にほんとに弱くてすみません", "物忘れがひどくてすみません",
+    "あ、別のカードでした、すみません", "前の人はすごく親切でした", "昨日の方は五分で直してくれました",
+    "お店の電話、誰も出ないんですよ", "メールを三回送ったのに返事がないです",
+    "午前中ずっとこれにかかりきりです", "もうどうしていいかわからないです", "ほんとに参りました",
+    "いやあ、困りましたね", "もう、勘弁してくださいよ", "ちょっと、高すぎませんか",
+    "なにこの手数料", "また壊れたんですか、冗談でしょ", "もう一週間ですか",
+    "この値段、ほんと泣けますね", "あなたを責めてるわけじゃないですよ",
+    "何回電話させるんですか", "いつまで待てばいいんですか", "どうなってるんだよ、ほんとに",
+    "早くしてくれよ", "ちゃんとやってくれよ", "話が違うじゃないか", "こっちは客なんだからさ",
+    "いい加減にしてくれないかな", "何度言ったらわかるんですか", "前にも言ったよね",
+    "聞いてんの、ねえ", "頼むからちゃんと調べてよ", "毎回これじゃ困るんだよね",
+    # 幅広い日常語彙
+    "学生向けの割引はありますか", "年金暮らしなので安いプランがいいです", "もう少しゆっくりお願いします",
+    "日本語があまり得意じゃなくて", "電波が途切れ途切れで", "住所の漢字を確認させてください",
+    "高橋のたかははしごだかです", "名字が珍しいのでよく間違えられます", "荷物が集配センターにあるそうです",
+    "コンビニ受け取りにできますか", "取り付けはどなたがやってくれるんですか", "ドアのパッキンが劣化してます",
+    "ちょうつがいが折れました", "食洗機の水が流れないんです", "電気ケトルでブレーカーが落ちるんです",
+    "電子レンジから火花が出ました", "掃除機の吸引力が落ちました", "乾燥機から焦げた匂いがします",
+    "給湯器の調子が悪いんです", "エアコンの温度表示がおかしいです", "スマートメーターの画面が消えてます",
+    "チャージが反映されていません", "タッチ決済が使えませんでした", "ATMにカードが吸い込まれました",
+    "キャッシュカードを再発行したいです", "住宅ローンのために残高証明が欲しいんです", "カードを一時停止できますか",
+    "来週海外に行くんですけど", "海外でもスマホ使えますか", "飛行機が欠航になりまして",
+    "ホテルの予約日が違ってるんです", "座席指定が消えてました", "処方薬がまだ届いてないんです",
+    "クーポンが期限切れって出ます", "ギフトカードの残高がゼロなんです", "プロモーションコードが使えません",
+    "ユーザー名を忘れました", "画像認証が表示されません", "シリアル番号はシールに書いてあります",
+    "型番は裏面にあります", "保証は六月までです", "レシートはメールで届いてます",
+    "耳が少し遠いもので", "会社の電話からかけてます", "携帯のほうに連絡してください",
+    "お昼過ぎならいつでも大丈夫です", "午前中は難しいです", "今週は夜勤なんです",
+    "管理人さんが受け取れます", "受付に預けてください", "ほっとしました、ありがとうございます",
+]
+JA_HOURS_FRAMES = {
+    "jh1": "{place}は{when}何時まで{open}か", "jh2": "{when}は{open}か", "jh3": "{place}って{when}{open}か",
+    "jh4": "{when}の{hours}を教えてください", "jh5": "{when}何時から{open}か",
+}
+JA_HOURS_SLOTS = {
+    "place": ["お店", "店舗", "支店", "窓口", "コールセンター", "営業所", "サポート", "ショールーム"],
+    "when": ["今日", "明日", "日曜日", "土曜日", "週末", "年末", "祝日", "お盆", "夜", "お昼"],
+    "open": ["やってます", "開いてます", "営業してます", "つながります", "受け付けてます", "閉まってます"],
+    "hours": ["営業時間", "受付時間", "開店時間", "閉店時間"],
+}
+# Rough, casual complaints with a blunt addressee but no insult or threat.
+JA_ROUGH_FRAMES = {"jr1": "{S}のとこの{t}、{p}けど", "jr2": "{S}んとこの{t}{p}よ", "jr3": "{S}の会社の{t}、{p}んだけど"}
+JA_ROUGH_SUBJECTS = ["お前", "おたく", "あんた", "そっち", "お宅"]
+JA_ROUGH_P = ["壊れてる", "動かない", "届いてない", "また止まった", "使えない", "間違ってる", "高すぎる"]
 
 
 # Short backchannels and acknowledgements: a large share of real utterances, and with only a few
@@ -373,6 +523,10 @@ EN_SHORT = [
     "for sure", "true", "cool, thanks", "oh cool", "go on then", "thanks so much",
     "thank you kindly", "much obliged", "appreciate it", "you've been great",
     "you've been very helpful", "good, good", "how nice", "how lovely", "too kind",
+    # Bare subject + auxiliary answers: " i di" / " i do" sit next to " idi" (idiot).
+    "I did", "I do", "I did it", "I didn't", "I don't", "I will", "I won't", "I know", "I have",
+    "I had", "I am", "it is", "it did", "did it", "yes I did", "no I didn't", "I did, yes",
+    "I do, yes", "good idea", "I think so", "it does", "we did", "they did", "she did", "he did",
 ]
 JA_SHORT = [
     "はい", "ええ", "うん", "そうです", "そうですね", "なるほど", "わかりました", "了解です",
@@ -664,7 +818,7 @@ JA_MISHEAR = {
     "クズ": ["くず", "屑", "くずー"], "馬鹿": ["ばか", "バカ"], "バカ": ["ばか", "馬鹿", "バカー"],
     "アホ": ["あほ", "阿保"], "ボケ": ["ぼけ", "ボケー"], "カス": ["かす", "粕"], "ゴミ": ["ごみ", "ゴミー"],
     "殺すぞ": ["ころすぞ", "殺すそ", "殺すぞー", "殺すよ"], "ぶっ殺": ["ぶっころ", "ぶつ殺", "ぶっこ"],
-    "殺して": ["ころして", "殺しで"], "覚えてろ": ["おぼえてろ", "覚えてろよ", "憶えてろ"],
+    "殺して": ["ころして", "殺しで"], "殺す": ["ころす", "コロス", "殺す"], "覚えてろ": ["おぼえてろ", "覚えてろよ", "憶えてろ"],
     "覚えとけ": ["おぼえとけ", "覚えとけ"], "夜道": ["よみち", "夜みち", "夜道"],
     "気をつけろ": ["きをつけろ", "気を付けろ", "木をつけろ"], "火をつける": ["日をつける", "火を付ける", "ひをつける"],
     "火つける": ["日つける", "火付ける"], "死ね": ["しね", "氏ね", "死ねー"], "黙れ": ["だまれ", "黙れー"],
@@ -684,6 +838,7 @@ JA_MISHEAR = {
     "命": ["いのち"], "申し訳": ["もうしわけ"], "電話": ["でんわ"], "確認": ["かくにん"],
 }
 JA_FILLER_INSERTS = ["えー", "あの", "その", "まあ"]
+JA_ZO_MISHEAR = ["", "そ", "ぞう", "像", "蔵", "ぞお", "よ", "ど"]
 
 
 def _hira(text: str) -> str:
@@ -752,6 +907,9 @@ def asr_ja(text: str, rng: random.Random, kana: _Kana) -> str:
         if not hits or rng.random() < 0.3:
             # Katakana <-> hiragana swaps and dropped small tsu are common Whisper slips.
             out = _hira(out) if rng.random() < 0.5 else out.replace("っ", "", 1)
+    if "ぞ" in out and rng.random() < 0.4:
+        # The sentence-final ぞ is short and unstressed: Whisper drops it or writes a homophone.
+        out = out.replace("ぞ", rng.choice(JA_ZO_MISHEAR), 1)
     if rng.random() < 0.25 and "、" in out:  # hesitation at a phrase boundary
         head, tail = out.split("、", 1)
         out = f"{head}、{rng.choice(JA_FILLER_INSERTS)}{tail}"
@@ -866,9 +1024,15 @@ def build_english(rng: random.Random) -> list[Row]:
             core = fill(frame, **{n: rng.choice(EN_ORD_SLOTS[n]) for n in names})
             ord_cores.append(core)
             add(core, 0, 0, "ordinary", [f"en.ord_template:{core}", f"en.frame.ord:{fid}"])
+    for fid, frame in EN_HOURS_FRAMES.items():
+        names = sorted({n for n in EN_HOURS_SLOTS if "{" + n + "}" in frame})
+        for _ in range(HOURS_PER_FRAME):
+            core = fill(frame, **{n: rng.choice(EN_HOURS_SLOTS[n]) for n in names})
+            add(core, 0, 0, "ordinary", [f"en.hours_template:{core}", f"en.frame.hours:{fid}"])
     # Abuse inside otherwise ordinary sentences: benign words must not outvote it.
     mixed_sources = ([("complaint", c) for c in EN_COMPLAINTS] + [("ordinary", o) for o in EN_ORDINARY]
                      + [("ord_template", o) for o in ord_cores[::3]]
+                     + [("everyday", e) for e in EN_EVERYDAY[::3]]
                      + [("benign", b) for b in EN_BENIGN_TRIGGERS[::2]]
                      + [("short", b) for b in EN_SHORT[::3]])
     for pool, clause in mixed_sources:
@@ -889,6 +1053,7 @@ def build_english(rng: random.Random) -> list[Row]:
         ("short", EN_SHORT, "ordinary", ["w01", "w02", "w03", "w04", "w07"]),
         ("future", EN_BENIGN_FUTURE, "benign_trigger", ["w01", "w02", "w03", "w04", "w05", "w08"]),
         ("agent", EN_AGENT, "agent", ["w01", "w02", "w04", "w07"]),
+        ("everyday", EN_EVERYDAY, "ordinary", ["w01", "w02", "w03", "w05", "w06", "w07"]),
     ]:
         for item in items:
             for fid in frames:
@@ -946,9 +1111,20 @@ def build_japanese(rng: random.Random) -> list[Row]:
             core = fill(frame, **{n: rng.choice(JA_ORD_SLOTS[n]) for n in names})
             ord_cores.append(core)
             add(core, 0, 0, "ordinary", [f"ja.ord_template:{core}", f"ja.frame.ord:{fid}"])
+    for fid, frame in JA_HOURS_FRAMES.items():
+        names = sorted({n for n in JA_HOURS_SLOTS if "{" + n + "}" in frame})
+        for _ in range(HOURS_PER_FRAME):
+            core = fill(frame, **{n: rng.choice(JA_HOURS_SLOTS[n]) for n in names})
+            add(core, 0, 0, "ordinary", [f"ja.hours_template:{core}", f"ja.frame.hours:{fid}"])
+    for fid, frame in JA_ROUGH_FRAMES.items():
+        for _ in range(HOURS_PER_FRAME):
+            core = fill(frame, S=rng.choice(JA_ROUGH_SUBJECTS), t=rng.choice(JA_ORD_SLOTS["t"]),
+                        p=rng.choice(JA_ROUGH_P))
+            add(core, 0, 0, "complaint", [f"ja.rough_template:{core}", f"ja.frame.rough:{fid}"])
     # Abuse inside otherwise ordinary sentences: benign words must not outvote it.
     mixed_sources = ([("complaint", c) for c in JA_COMPLAINTS] + [("ordinary", o) for o in JA_ORDINARY]
                      + [("ord_template", o) for o in ord_cores[::3]]
+                     + [("everyday", e) for e in JA_EVERYDAY[::3]]
                      + [("benign", b) for b in JA_BENIGN_TRIGGERS[::2]]
                      + [("short", b) for b in JA_SHORT[::3]])
     for pool, clause in mixed_sources:
@@ -969,6 +1145,7 @@ def build_japanese(rng: random.Random) -> list[Row]:
         ("short", JA_SHORT, "ordinary", ["jw01", "jw02", "jw03", "jw04", "jw08"]),
         ("rough", JA_ROUGH_BENIGN, "benign_trigger", ["jw01", "jw02", "jw04", "jw07", "jw08"]),
         ("agent", JA_AGENT, "agent", ["jw01", "jw02", "jw03", "jw08"]),
+        ("everyday", JA_EVERYDAY, "ordinary", ["jw01", "jw02", "jw04", "jw06", "jw07", "jw08"]),
     ]:
         for item in items:
             for fid in frames:
@@ -1052,10 +1229,22 @@ def fixture_texts() -> set[str]:
     return texts
 
 
+def natural_texts() -> set[str]:
+    """Normalised texts of the hand-written natural evaluation sets (natural_*.csv): never generated."""
+    texts = set()
+    for path in sorted(HERE.glob("natural_*.csv")):
+        with path.open(encoding="utf-8", newline="") as f:
+            for rec in csv.DictReader(line for line in f if not line.startswith("#")):
+                texts.add(normalize_text(rec["text"]))
+    return texts
+
+
 def dedupe(rows: list[Row]) -> tuple[list[Row], dict[str, int]]:
-    """Drop exact normalised duplicates, label conflicts, leaks into val/test and fixture text."""
+    """Drop exact normalised duplicates, label conflicts, leaks into val/test, fixture text and
+    text of the natural evaluation sets."""
     reserved = fixture_texts()
-    dropped = {"duplicate": 0, "conflict": 0, "leak": 0, "fixture": 0, "empty": 0}
+    natural = natural_texts()
+    dropped = {"duplicate": 0, "conflict": 0, "leak": 0, "fixture": 0, "natural": 0, "empty": 0}
     labels: dict[str, set[tuple[int, int]]] = {}
     for row in rows:
         labels.setdefault(normalize_text(row.text), set()).add((row.insult, row.threat))
@@ -1065,6 +1254,7 @@ def dedupe(rows: list[Row]) -> tuple[list[Row], dict[str, int]]:
     for row in rows:
         norm = normalize_text(row.text)
         reason = ("empty" if not norm else "fixture" if norm in reserved
+                  else "natural" if norm in natural
                   else "conflict" if len(labels[norm]) > 1
                   else "duplicate" if norm in seen
                   else "leak" if row.split in ("val", "test") and norm in train_texts else None)

@@ -49,6 +49,7 @@ def session_options(settings: Settings, classifier: TextAbuseClassifier) -> Sess
         vad=VadOptions(
             aggressiveness=settings.vad_aggressiveness,
             endpoint_ms=settings.endpoint_ms,
+            short_endpoint_ms=settings.short_endpoint_ms,
             max_utterance_s=settings.max_utterance_s,
         ),
         policy=AlertPolicyOptions(thresholds=thresholds, cooldown_s=settings.alert_cooldown_s),

@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     # VAD
     vad_aggressiveness: int = Field(2, ge=0, le=3, description="webrtcvad mode 0-3.")
     endpoint_ms: int = Field(600, description="Silence that ends an utterance.")
+    short_endpoint_ms: int = Field(
+        900, description="Silence that ends an utterance shorter than 2 s (short phrases wait for their continuation)."
+    )
     max_utterance_s: float = Field(15.0, description="Longest utterance before a forced cut.")
 
     # Classifier and alerts

@@ -76,3 +76,24 @@ def test_current_span_matches_the_utterance_in_progress():
             assert span == pytest.approx((current.start, current.end))
             checked += 1
     assert checked > 100
+
+
+def test_a_short_phrase_waits_for_its_continuation_a_long_one_does_not():
+    # 殺すぞ、覚えておけよ: a ~0.7 s pause after a 1 s phrase. Cut there, Whisper mis-hears the
+    # isolated phrase; kept whole, it does not.
+    call = load_call("ja_abusive")
+    threat = next(u for u in call.utterances("caller") if "殺す" in u["text"])
+    pcm = to_16k(call.pcm16("caller"))
+    fast = segment(pcm, VadOptions(short_endpoint_ms=600))
+    adaptive = segment(pcm, VadOptions())
+    inside = lambda found: [u for u in found if overlaps(u.start, u.end, threat["start"], threat["end"])]  # noqa: E731
+    assert len(inside(fast)) == 2
+    assert len(inside(adaptive)) == 1
+    # When each utterance is handed on: a long one 600 ms after its last voiced frame, a
+    # short one 900 ms after (the tail kept is 200 ms of that silence).
+    segmenter, delays = SpeechSegmenter(), []
+    for i in range(0, len(pcm), 640):
+        for u in segmenter.push(pcm[i : i + 640]):
+            delays.append((u.duration - 0.2, segmenter.time - u.end))
+    assert {round(d, 2) for speech, d in delays if speech >= 2.0} == {0.4}
+    assert {round(d, 2) for speech, d in delays if speech < 2.0} == {0.7}

@@ -23,7 +23,12 @@ class VadOptions:
     aggressiveness: int = 2  # webrtcvad mode 0-3; 3 rejects more noise and more soft speech
     start_window_ms: int = 200  # speech starts when...
     start_ratio: float = 0.6  # ...this share of the window is voiced
-    endpoint_ms: int = 600  # trailing non-speech that ends an utterance
+    endpoint_ms: int = 600  # trailing non-speech that ends an utterance...
+    # ...unless it is still short: Whisper mis-hears isolated 1 s phrases (殺すぞ → 殺しちゃう)
+    # that it gets right as part of the sentence, so a short phrase waits a little longer
+    # for its continuation. Long utterances keep the fast endpoint.
+    short_endpoint_ms: int = 900
+    short_utterance_s: float = 2.0
     pre_roll_ms: int = 300  # audio kept before the detected start (Whisper needs onsets)
     tail_ms: int = 200  # audio kept after the last voiced frame
     min_speech_ms: int = 250  # shorter voiced runs are clicks and breaths
@@ -134,7 +139,9 @@ class SpeechSegmenter:
             self._silence_run = 0
         else:
             self._silence_run += 1
-        if self._silence_run * FRAME_MS >= o.endpoint_ms:
+        speech_s = (self._last_voiced + 1) * FRAME_MS / 1000.0
+        endpoint_ms = o.endpoint_ms if speech_s >= o.short_utterance_s else max(o.endpoint_ms, o.short_endpoint_ms)
+        if self._silence_run * FRAME_MS >= endpoint_ms:
             return self._finish(forced=False)
         if len(self._frames) * FRAME_MS >= o.max_utterance_s * 1000:
             return self._finish(forced=True)

@@ -91,6 +91,7 @@ def test_a_short_phrase_waits_for_its_continuation_a_long_one_does_not():
     assert len(inside(adaptive)) == 1
     # When each utterance is handed on: a long one 600 ms after its last voiced frame, a
     # short one 900 ms after (the tail kept is 200 ms of that silence).
+    pcm = to_16k(load_call("en_abusive").pcm16("caller"))  # has lines under and over 2 s
     segmenter, delays = SpeechSegmenter(), []
     for i in range(0, len(pcm), 640):
         for u in segmenter.push(pcm[i : i + 640]):

@@ -138,7 +138,7 @@ def write_results(command: str, rows: list[dict], false_alerts: list[tuple], rep
         f"- Command: `{command}`",
         f"- Date: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}",
         f"- Machine: {os.cpu_count()} cores, {cpu_model()}; Python {platform.python_version()}",
-        f"- ASR model: {model} (int8, 2 threads); endpointing 600 ms; cooldown 0 for this run",
+        f"- ASR model: {model} (int8, 2 threads); endpointing 600 ms (900 ms for phrases under 2 s); cooldown 0 for this run",
         f"- Calls: en_abusive, ja_abusive fixtures, {repeat} run(s) each, real-time pace over the Twilio WebSocket",
         "",
         "| measure | n | p50 | p95 | max |",

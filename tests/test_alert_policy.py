@@ -64,3 +64,9 @@ def test_repeat_caller_rule():
     assert repeat_caller_alert("c", META, 2, options) is None
     alert = repeat_caller_alert("c", META, 3, options)
     assert alert.category == "repeat_caller" and "3 calls" in alert.text
+
+
+def test_call_rule_alerts_name_their_rule():
+    options = CallRuleOptions(prolonged_call_minutes=1, repeat_calls=2)
+    assert prolonged_call_alert("c", META, 61, options).rule == "prolonged_call"
+    assert repeat_caller_alert("c", META, 2, options).rule == "repeat_caller"

@@ -20,23 +20,30 @@ class CallRuleOptions:
     repeat_window_hours: float = 24.0
 
 
+def _call_alert(
+    category: AbuseCategory, call_id: str, metadata: dict[str, str], text: str, end: float
+) -> Alert:
+    return Alert(
+        call_id=call_id,
+        category=category,
+        severity=BASE_SEVERITY[category],
+        score=1.0,
+        text=text,
+        start=0.0,
+        end=end,
+        metadata=metadata,
+        rule=str(category),
+    )
+
+
 def prolonged_call_alert(
     call_id: str, metadata: dict[str, str], audio_time: float, options: CallRuleOptions
 ) -> Alert | None:
     limit = options.prolonged_call_minutes * 60.0
     if options.prolonged_call_minutes <= 0 or audio_time < limit:
         return None
-    return Alert(
-        call_id=call_id,
-        category=AbuseCategory.PROLONGED_CALL,
-        severity=BASE_SEVERITY[AbuseCategory.PROLONGED_CALL],
-        score=1.0,
-        text=f"call longer than {options.prolonged_call_minutes:g} minutes",
-        start=0.0,
-        end=audio_time,
-        metadata=metadata,
-        rule="prolonged_call",
-    )
+    text = f"call longer than {options.prolonged_call_minutes:g} minutes"
+    return _call_alert(AbuseCategory.PROLONGED_CALL, call_id, metadata, text, audio_time)
 
 
 def repeat_caller_alert(
@@ -45,14 +52,5 @@ def repeat_caller_alert(
     """`recent_calls` counts this number's calls in the window, this one included."""
     if options.repeat_calls <= 0 or recent_calls < options.repeat_calls:
         return None
-    return Alert(
-        call_id=call_id,
-        category=AbuseCategory.REPEAT_CALLER,
-        severity=BASE_SEVERITY[AbuseCategory.REPEAT_CALLER],
-        score=1.0,
-        text=f"{recent_calls} calls from this number in {options.repeat_window_hours:g} h",
-        start=0.0,
-        end=0.0,
-        metadata=metadata,
-        rule="repeat_caller",
-    )
+    text = f"{recent_calls} calls from this number in {options.repeat_window_hours:g} h"
+    return _call_alert(AbuseCategory.REPEAT_CALLER, call_id, metadata, text, 0.0)

@@ -210,3 +210,23 @@ def test_reordered_and_duplicated_frames_are_recorded_once_in_order(live_server)
     with wave.open(io.BytesIO(audio)) as wav:
         recorded = wav.readframes(wav.getnframes())
     assert recorded == b"".join(ulaw_to_pcm16(f) for f in frames)
+
+
+def test_the_third_call_from_one_number_in_a_day_raises_a_repeat_caller_alert(live_server):
+    number = "+81000000777"
+
+    async def one_call():
+        call = SimulatedCall(caller=b"", parameters={"from": number, "utm_source": "repeat-test"})
+        ws = await _connect(live_server)
+        await ws.send(json.dumps(start_message(call)))
+        await ws.send(json.dumps({"event": "stop", "streamSid": call.stream_sid, "stop": {}}))
+        await _close_code(ws)
+        return await _wait_for_call_end(live_server, call.stream_sid)
+
+    calls = [asyncio.run(one_call()) for _ in range(3)]
+    with live_server.client() as http:
+        alerts = [http.get("/v1/alerts", params={"call_id": c["id"]}).json() for c in calls]
+    assert alerts[0] == [] and alerts[1] == []
+    [alert] = alerts[2]
+    assert alert["category"] == "repeat_caller" and alert["rule"] == "repeat_caller"
+    assert alert["metadata"]["from"] == number and "3 calls" in alert["text"]

@@ -39,12 +39,13 @@ def read_channels(path: Path) -> tuple[list[bytes], int]:
 
 def read_telephone_ulaw(path: Path, channel: int = 0) -> bytes:
     """One channel as 8 kHz μ-law, converting rate and encoding if needed."""
+    path = Path(path)
+    if path.suffix.lower() in RAW_ULAW_SUFFIXES and path.is_file() and channel == 0:
+        return path.read_bytes()  # already what Twilio sends
     channels, rate = read_channels(path)
     if channel >= len(channels):
         raise AudioFileError(f"{path}: has no channel {channel}")
     pcm = channels[channel]
-    if Path(path).suffix.lower() in RAW_ULAW_SUFFIXES:
-        return Path(path).read_bytes()
     if rate != TELEPHONE_RATE:
         samples = np.frombuffer(pcm, dtype="<i2")
         pcm = soxr.resample(samples, rate, TELEPHONE_RATE).astype("<i2").tobytes()

@@ -31,6 +31,18 @@ def pcm16_to_ulaw(pcm16: bytes) -> bytes:
     return audioop.lin2ulaw(pcm16, SAMPLE_WIDTH)
 
 
+SILENCE_DBFS = -90.0
+
+
+def rms_dbfs(pcm16: bytes) -> float:
+    """RMS level of 16-bit PCM in dB below full scale, floored at SILENCE_DBFS."""
+    samples = np.frombuffer(pcm16, dtype="<i2").astype(np.float32)
+    if samples.size == 0:
+        return SILENCE_DBFS
+    rms = float(np.sqrt(np.mean(samples * samples)))
+    return max(SILENCE_DBFS, 20.0 * float(np.log10(max(rms, 1e-9) / 32768.0)))
+
+
 def pcm16_to_float(pcm16: bytes) -> np.ndarray:
     return np.frombuffer(pcm16, dtype="<i2").astype(np.float32) / 32768.0
 

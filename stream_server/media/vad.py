@@ -9,8 +9,9 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
-import numpy as np
 import webrtcvad
+
+from .codecs import rms_dbfs
 
 SAMPLE_RATE = 16000
 FRAME_MS = 20
@@ -46,12 +47,6 @@ class Utterance:
     @property
     def duration(self) -> float:
         return self.end - self.start
-
-
-def frame_dbfs(frame: bytes) -> float:
-    samples = np.frombuffer(frame, dtype="<i2").astype(np.float32)
-    rms = float(np.sqrt(np.mean(samples * samples))) if samples.size else 0.0
-    return 20.0 * np.log10(max(rms, 1e-3) / 32768.0)
 
 
 class SpeechSegmenter:
@@ -111,7 +106,7 @@ class SpeechSegmenter:
         return [utterance] if utterance else []
 
     def _is_speech(self, frame: bytes) -> bool:
-        if frame_dbfs(frame) < self.options.energy_floor_dbfs:
+        if rms_dbfs(frame) < self.options.energy_floor_dbfs:
             return False
         return self._vad.is_speech(frame, SAMPLE_RATE)
 

@@ -11,16 +11,7 @@ from collections import deque
 
 import numpy as np
 
-SILENCE_DBFS = -90.0
-
-
-def rms_dbfs(pcm16: bytes) -> float:
-    samples = np.frombuffer(pcm16, dtype="<i2").astype(np.float32)
-    if samples.size == 0:
-        return SILENCE_DBFS
-    rms = float(np.sqrt(np.mean(samples * samples)))
-    return max(SILENCE_DBFS, 20.0 * float(np.log10(max(rms, 1e-9) / 32768.0)))
-
+from ..media.codecs import SILENCE_DBFS, rms_dbfs
 
 def active_level_dbfs(pcm16: bytes, frame_samples: int = 320, floor_dbfs: float = -50.0) -> float:
     """Level of the frames that carry sound: pauses inside an utterance don't dilute it."""

@@ -104,17 +104,17 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 
 def cmd_classify_text(args: argparse.Namespace) -> int:
-    from .classifiers.text import TextAbuseClassifier, default_model_path
+    from .app import load_classifier, session_options
 
     settings = Settings()
-    classifier = TextAbuseClassifier(settings.text_model or default_model_path())
-    thresholds = classifier.thresholds
+    classifier = load_classifier(settings)
+    policy = session_options(settings, classifier).policy  # the thresholds the server alerts at
     for line in sys.stdin:
         text = line.rstrip("\n")
         if not text.strip():
             continue
         scores = classifier.score(text, args.lang)
-        abusive = any(scores[c] >= thresholds.get(c, 0.5) for c in scores)
+        abusive = policy.is_abusive(scores)
         record = {
             "text": text,
             "abusive": abusive,

@@ -62,3 +62,21 @@ def test_models_lists_the_offline_models():
     assert result.returncode == 0
     names = {json.loads(line)["name"]: json.loads(line) for line in result.stdout.splitlines()}
     assert names["base"]["installed"] and names["tiny.en"]["installed"]
+
+
+def test_classify_text_uses_the_servers_alert_threshold_override():
+    import os
+
+    env = dict(os.environ, STREAM_SERVER_ALERT_THRESHOLD="0.999999")
+    result = subprocess.run(
+        [sys.executable, "-m", "stream_server.cli", "classify-text"],
+        input="I would like a refund, please.\n", capture_output=True, text=True, timeout=120, env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["abusive"] is False
+    env["STREAM_SERVER_ALERT_THRESHOLD"] = "0"
+    result = subprocess.run(
+        [sys.executable, "-m", "stream_server.cli", "classify-text"],
+        input="I would like a refund, please.\n", capture_output=True, text=True, timeout=120, env=env,
+    )
+    assert json.loads(result.stdout)["abusive"] is True  # every score is >= 0

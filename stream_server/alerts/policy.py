@@ -22,6 +22,13 @@ class AlertPolicyOptions:
     alert_tracks: tuple[str, ...] = ("caller",)  # the agent is the one being protected
     min_text_chars: int = 2  # "a", "ん" alone are ASR debris, not abuse
 
+    def threshold(self, category: str) -> float:
+        return self.thresholds.get(category, self.default_threshold)
+
+    def is_abusive(self, scores: dict[str, float]) -> bool:
+        """Any category at or over its threshold: the segment's `abusive` flag."""
+        return any(score >= self.threshold(category) for category, score in scores.items())
+
 
 @dataclass
 class _CategoryState:
@@ -38,9 +45,6 @@ class AlertPolicy:
         self.options = options
         self._state: dict[str, _CategoryState] = {}
 
-    def threshold(self, category: str) -> float:
-        return self.options.thresholds.get(category, self.options.default_threshold)
-
     def evaluate(
         self, scores: dict[str, float], text: str, start: float, end: float, track: str = "caller"
     ) -> list[Alert]:
@@ -50,7 +54,7 @@ class AlertPolicy:
             return []
         alerts = []
         for category, score in scores.items():
-            if score < self.threshold(category):
+            if score < o.threshold(category):
                 continue
             state = self._state.setdefault(category, _CategoryState())
             if start < state.last_end + o.cooldown_s:

@@ -268,7 +268,7 @@ class CallSession:
             return
         await self._learn_language(result)
         scores = self.s.scorer.score(result.text, result.language)
-        abusive = any(score >= self.policy.threshold(c) for c, score in scores.items())
+        abusive = self.options.policy.is_abusive(scores)
         segment_id = await self._db(
             self.s.store.add_segment,
             self.call_id,

@@ -222,24 +222,24 @@ def test_natural_sets_are_disjoint_from_the_corpus_and_each_other():
     assert min(sizes["natural_abuse_check.csv"].values()) >= 40
 
 
-def test_natural_check_negatives_rarely_raise_an_alert(clf):
-    rows = read_natural("natural_negatives_check.csv")
+def alert_rates(clf, rows: list[dict]) -> dict[str, float]:
+    """Share of rows over any category's threshold: overall ("all") and per language."""
     scores = clf.score_batch([r["text"] for r in rows])
     fired = np.array([any(s[c] >= clf.thresholds[c] for c in clf.categories) for s in scores])
     langs = np.array([r["lang"] for r in rows])
+    return {"all": fired.mean(), **{lang: fired[langs == lang].mean() for lang in ("en", "ja")}}
+
+
+def test_natural_check_negatives_rarely_raise_an_alert(clf):
+    rates = alert_rates(clf, read_natural("natural_negatives_check.csv"))
     for lang, bound in NATURAL_FALSE_ALARM_MAX.items():
-        mask = np.ones(len(rows), bool) if lang == "all" else langs == lang
-        assert fired[mask].mean() <= bound, (lang, fired[mask].mean())
+        assert rates[lang] <= bound, (lang, rates[lang])
 
 
 def test_natural_check_abuse_is_caught(clf):
-    rows = read_natural("natural_abuse_check.csv")
-    scores = clf.score_batch([r["text"] for r in rows])
-    fired = np.array([any(s[c] >= clf.thresholds[c] for c in clf.categories) for s in scores])
-    langs = np.array([r["lang"] for r in rows])
+    rates = alert_rates(clf, read_natural("natural_abuse_check.csv"))
     for lang, bound in NATURAL_ABUSE_RECALL_MIN.items():
-        mask = np.ones(len(rows), bool) if lang == "all" else langs == lang
-        assert fired[mask].mean() >= bound, (lang, fired[mask].mean())
+        assert rates[lang] >= bound, (lang, rates[lang])
 
 
 @pytest.mark.parametrize("text", ["Of course, thank you so much.", "What time do you close today?",

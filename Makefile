@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test fixtures models clean-venv
+.PHONY: run test fixtures models bench clean-venv
 
 $(BIN)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required (set PYTHON=python3.11)")'
@@ -29,6 +29,13 @@ fixtures: $(BIN)/.installed
 models: $(BIN)/.installed
 	$(BIN)/python -m pip install --quiet -e '.[train]'
 	$(BIN)/python models/train_text_abuse.py
+
+# Every figure in benchmarks/RESULTS.md (about an hour on 2 cores; nothing else should run).
+bench: $(BIN)/.installed
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	$(BIN)/python benchmarks/asr_window.py
+	$(BIN)/python benchmarks/alert_latency.py --repeat 3
+	$(BIN)/python benchmarks/capacity.py --calls 1 4 8 10 12 16 --baseline-calls 1 2 --keep-going --profile 60
 
 clean-venv:
 	rm -rf $(VENV)

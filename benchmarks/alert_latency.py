@@ -33,28 +33,10 @@ import websockets
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from stream_server.simulator import SimulatedCall, stream_call  # noqa: E402
+from benchmarks.report import cpu_model, percentile, update_section
+from stream_server.simulator import SimulatedCall, stream_call
 
 CALLS_DIR = ROOT / "tests" / "fixtures" / "calls"
-RESULTS = ROOT / "benchmarks" / "RESULTS.md"
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
-    return ordered[index]
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def start_server(data_dir: Path, port: int) -> subprocess.Popen:
@@ -143,13 +125,13 @@ def write_results(command: str, rows: list[dict], false_alerts: list[tuple], rep
         "",
         "| measure | n | p50 | p95 | max |",
         "|---|---|---|---|---|",
-        f"| alert latency (s) after the abusive utterance ends | {len(latencies)} | "
-        f"{percentile(latencies, 50):.2f} | {percentile(latencies, 95):.2f} | {max(latencies, default=float('nan')):.2f} |",
-        f"| caller transcript.final lag (s) | {len(lags)} | {percentile(lags, 50):.2f} | "
-        f"{percentile(lags, 95):.2f} | {max(lags, default=float('nan')):.2f} |",
+        (f"| alert latency (s) after the abusive utterance ends | {len(latencies)} | "
+         f"{percentile(latencies, 50):.2f} | {percentile(latencies, 95):.2f} | {max(latencies, default=float('nan')):.2f} |"),
+        (f"| caller transcript.final lag (s) | {len(lags)} | {percentile(lags, 50):.2f} | "
+         f"{percentile(lags, 95):.2f} | {max(lags, default=float('nan')):.2f} |"),
         "",
-        f"Abusive utterances: {len(abusive)}; missed (no alert overlapping them): {misses}; "
-        f"false alerts (overlapping no abusive utterance): {len(false_alerts)}.",
+        (f"Abusive utterances: {len(abusive)}; missed (no alert overlapping them): {misses}; "
+         f"false alerts (overlapping no abusive utterance): {len(false_alerts)}."),
         "Target for later issues: p95 alert latency under 1.5 s for one call on this 2-core machine.",
         "",
         "| call | utterance | alert latency (s) |",
@@ -161,17 +143,6 @@ def write_results(command: str, rows: list[dict], false_alerts: list[tuple], rep
     for call, start, end, category, text in false_alerts:
         lines.append(f"| {call} | false alert {category} at {start:.2f}-{end:.2f}s: {text} | — |")
     return "\n".join(lines) + "\n"
-
-
-def update_results_file(section: str) -> None:
-    begin, end = "<!-- alert_latency:begin -->", "<!-- alert_latency:end -->"
-    text = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Benchmark results\n\n"
-    block = f"{begin}\n{section}{end}\n"
-    if begin in text and end in text:
-        text = text[: text.index(begin)] + block + text[text.index(end) + len(end) + 1 :]
-    else:
-        text = text.rstrip("\n") + "\n\n" + block
-    RESULTS.write_text(text, encoding="utf-8")
 
 
 async def main_async(args: argparse.Namespace) -> None:
@@ -187,7 +158,7 @@ async def main_async(args: argparse.Namespace) -> None:
     section = write_results(args.command, rows, false_alerts, args.repeat, args.model)
     print(section)
     if not args.no_write:
-        update_results_file(section)
+        update_section("alert_latency", section)
 
 
 def main() -> None:

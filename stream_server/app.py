@@ -17,6 +17,7 @@ from . import __version__
 from .alerts.policy import AlertPolicyOptions
 from .alerts.rules import CallRuleOptions
 from .api import alerts, calls, health, media, supervisor
+from .asr.baseline import TranscribeBaseline
 from .asr.engine import AsrEngine, AsrOptions
 from .asr.scheduler import AsrScheduler
 from .bus import MemoryBus
@@ -32,12 +33,16 @@ log = logging.getLogger("stream_server")
 
 
 def asr_options(settings: Settings) -> AsrOptions:
+    workers = 1 if settings.asr_pipeline == "baseline" else settings.asr_workers  # baseline: one at a time
     return AsrOptions(
         model=settings.asr_model,
         compute_type=settings.asr_compute_type,
-        cpu_threads=settings.asr_threads,
+        cpu_threads=max(1, settings.asr_threads // workers),
+        workers=workers,
         beam_size=settings.asr_beam_size,
         allowed_languages=settings.language_list,
+        trim_window=settings.asr_min_window_s < 30.0,
+        min_window_s=settings.asr_min_window_s,
     )
 
 
@@ -59,6 +64,7 @@ def session_options(settings: Settings, classifier: TextAbuseClassifier) -> Sess
             repeat_window_hours=settings.repeat_window_hours,
         ),
         partial_interval_s=settings.partial_interval_s,
+        partial_tracks=() if settings.asr_pipeline == "baseline" else ("caller",),
         language=settings.language,
     )
 
@@ -72,9 +78,17 @@ async def build_services(settings: Settings) -> CallServices:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = CallStore(settings.resolved_database_url)
     classifier = load_classifier(settings)
-    engine = await asyncio.to_thread(AsrEngine, asr_options(settings), settings.resolved_model_cache_dir)
+    baseline = settings.asr_pipeline == "baseline"
+    engine_class = TranscribeBaseline if baseline else AsrEngine
+    engine = await asyncio.to_thread(engine_class, asr_options(settings), settings.resolved_model_cache_dir)
     await asyncio.to_thread(engine.warm_up)
-    scheduler = AsrScheduler(engine)
+    scheduler = AsrScheduler(
+        engine,
+        max_batch=1 if baseline else settings.asr_max_batch,
+        agent_max_batch=1 if baseline else settings.asr_agent_max_batch,
+        agent_draft=settings.asr_agent_draft,
+        workers=engine.options.workers,
+    )
     scheduler.start()
     return CallServices(
         store=store,

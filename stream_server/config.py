@@ -7,6 +7,7 @@ directory, the in-process bus, the bundled offline models.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -50,9 +51,27 @@ class Settings(BaseSettings):
     asr_model: str = Field(
         "base", description="base (multilingual, offline), tiny.en (offline), or any faster-whisper name/path."
     )
-    asr_threads: int = Field(2, description="CPU threads for the Whisper model.")
+    asr_threads: int = Field(2, description="CPU threads for the Whisper model, shared by its workers.")
+    asr_workers: int = Field(
+        2, ge=1, description="Utterance batches transcribed at once (each worker gets asr_threads / asr_workers)."
+    )
     asr_compute_type: str = Field("int8", description="CTranslate2 compute type.")
     asr_beam_size: int = Field(5, description="Beam size for final transcripts.")
+    asr_pipeline: Literal["fast", "baseline"] = Field(
+        "fast",
+        description="fast: trimmed windows, batches, partials. baseline: WhisperModel.transcribe() per "
+        "utterance, one at a time (the benchmark's yardstick).",
+    )
+    asr_max_batch: int = Field(4, ge=1, description="Most utterances decoded together in one model call.")
+    asr_agent_max_batch: int = Field(
+        2, ge=1, description="Most agent utterances per model call (a caller line may have to wait for it)."
+    )
+    asr_agent_draft: bool = Field(
+        True, description="Agent-track transcripts use the cheaper draft decode (5 s window, greedy)."
+    )
+    asr_min_window_s: float = Field(
+        10.0, ge=1.0, le=30.0, description="Shortest encoder window (30 = Whisper's fixed window)."
+    )
     languages: str = Field("ja,en", description="Languages auto-detection may choose from.")
     language: str | None = Field(None, description="Force one language for every call (else metadata or auto).")
     partial_interval_s: float = Field(1.0, description="Audio between interim transcripts while a caller speaks.")

@@ -6,10 +6,12 @@ Loads Whisper base once for the module (seconds) and transcribes every caller li
 
 from __future__ import annotations
 
+import itertools
 import shutil
 import time
 import warnings
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,6 +24,7 @@ from stream_server.asr.engine import (
     Transcription,
     collapse_repeats,
     is_stock_hallucination,
+    undouble,
 )
 
 with warnings.catch_warnings():
@@ -121,7 +124,7 @@ def test_key_words_survive(results, name):
 
 @needs_fixtures
 def test_given_language_is_used(engine):
-    u, clip = utterance_clips("ja_abusive")[1]  # ふざけるな、この役立たずが。
+    _, clip = utterance_clips("ja_abusive")[1]  # ふざけるな、この役立たずが。
     r = engine.transcribe(clip, language="ja")
     assert r is not None and r.language == "ja" and r.language_probability == 1.0
     assert "役立たず" in r.text
@@ -131,11 +134,26 @@ def test_given_language_is_used(engine):
 def test_partial_hypothesis(engine):
     # Greedy is worse than beam 5 ("You are a useless idiot." -> "You are a youthful faith in
     # Earth."): partials are a preview, the final decides the alert.
-    u, clip = utterance_clips("en_abusive")[3]  # I know where you work, and I will kill you.
+    _, clip = utterance_clips("en_abusive")[3]  # I know where you work, and I will kill you.
     r = engine.transcribe(clip, partial=True)
     assert r is not None and r.language == "en" and "kill" in r.text.lower()
     # A partial of the first half of a line is still text (the caller is mid-sentence).
     assert engine.transcribe(clip[: len(clip) // 2], "en", partial=True) is not None
+
+
+@needs_fixtures
+def test_batch_gives_the_same_texts_as_one_by_one(engine):
+    # Caller lines of four calls, en and ja, 1.9-5.0 s long; one left to auto-detection so the
+    # batch takes both the given-language and the detection path.
+    picks = [("en_abusive", 1, "en"), ("ja_calm", 0, "ja"), ("en_frustrated", 1, "en"),
+             ("ja_abusive", 1, None), ("en_calm", 0, "en")]
+    clips = [utterance_clips(name)[i][1] for name, i, _ in picks]
+    languages = [lang for _, _, lang in picks]
+    assert len({clip.size for clip in clips}) == len(clips)
+    batched = engine.transcribe_batch(clips, languages)
+    single = [engine.transcribe(clip, lang) for clip, lang in zip(clips, languages)]
+    assert all(r is not None for r in single)
+    assert [(r.text, r.language) for r in batched] == [(r.text, r.language) for r in single]
 
 
 # --- nothing said --------------------------------------------------------------------------------
@@ -153,7 +171,7 @@ def test_line_noise_floor_is_rejected(engine):
     caller = call.utterances("caller")
     audio = caller_audio("en_calm")
     # The longest stretch where only the agent talks: the caller track holds line noise only.
-    gaps = [(a["end"] + 0.1, b["start"] - 0.1) for a, b in zip(caller, caller[1:])]
+    gaps = [(a["end"] + 0.1, b["start"] - 0.1) for a, b in itertools.pairwise(caller)]
     start, end = max(gaps, key=lambda g: g[1] - g[0])
     assert end - start > 2.0
     assert engine.transcribe(cut(audio, start, start + 2.0)) is None
@@ -181,13 +199,13 @@ def test_partial_on_noise_is_rejected(engine, language):
 
 @needs_fixtures
 def test_too_short_is_rejected(engine):
-    u, clip = utterance_clips("en_abusive")[1]
+    _, clip = utterance_clips("en_abusive")[1]
     assert engine.transcribe(clip[int(PRE_ROLL * RATE) :][: int(0.2 * RATE)]) is None
 
 
 def test_detection_stays_within_allowed_languages(engine):
-    enc = engine._encode(noise(1.0, -30.0, seed=3))
-    language, probability = engine._pick_language(enc, None)
+    enc = engine._encode([noise(1.0, -30.0, seed=3)])
+    [(language, probability)] = engine._pick_languages(enc, [None])
     assert language in engine.options.allowed_languages and 0.0 < probability <= 1.0
 
 
@@ -218,6 +236,21 @@ def test_collapse_repeats(text, expected, run):
 
 
 @pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("You are a useless idiot. You are a useless idiot.", "You are a useless idiot."),
+        ("山だと申します山だと申します", "山だと申します"),
+        # Left alone: short phrases people do say twice, and ordinary text.
+        ("ふざけるな、ふざけるな", "ふざけるな、ふざけるな"),
+        ("No, no.", "No, no."),
+        ("Hello there", "Hello there"),
+    ],
+)
+def test_undouble(text, expected):
+    assert undouble(text) == expected
+
+
+@pytest.mark.parametrize(
     "text",
     [
         "Thank you for watching!",
@@ -242,3 +275,17 @@ def test_stock_hallucinations_are_recognised(text):
 )
 def test_real_sentences_are_not_stock_hallucinations(text):
     assert not is_stock_hallucination(text)
+
+
+@needs_fixtures
+def test_the_baseline_pipeline_transcribes_with_library_defaults(engine):
+    """The benchmark's yardstick must be a working transcriber, not a straw man."""
+    from stream_server.asr.baseline import TranscribeBaseline
+
+    baseline = TranscribeBaseline(AsrOptions(model=engine.model_path), Path(engine.model_path).parent)
+    ja_clip = next(c for u, c in utterance_clips("ja_frustrated") if "冷蔵庫" in u["text"])
+    en_clip = next(c for u, c in utterance_clips("en_frustrated") if "waiting" in u["text"])
+    ja = baseline.transcribe(ja_clip, "ja")
+    en = baseline.transcribe_batch([en_clip], [None])[0]
+    assert ja is not None and "冷蔵庫" in ja.text and ja.language == "ja"
+    assert en is not None and en.language == "en" and "waiting" in en.text.lower()

@@ -69,5 +69,11 @@ class HealthOut(BaseModel):
     status: str
     active_calls: int
     asr_model: str
+    asr_pipeline: str
     asr_queue_depth: int
+    asr_queued: dict[str, int]  # waiting utterances per class: caller_final, agent_final, ...
+    asr_batches: int
+    asr_largest_batch: int
+    asr_load: float  # fraction of the last 10 s the model was busy
+    asr_busy_seconds: dict[str, float]  # model time per class since start
     supervisors: int

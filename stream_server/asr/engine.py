@@ -12,9 +12,17 @@ from this text, so the engine errs on the side of returning ``None``:
 3. accept: drop results Whisper itself thinks are non-speech, collapse repetition loops and
    drop stock hallucination phrases.
 
-The encoder input is built in one place (``_encoder_input``) so a trimmed-window fast path
-(MODELS.md: ~3x faster on short utterances) can be added behind the same method later.
-Not thread-safe by design: one worker thread calls it (the scheduler serialises work).
+Two things make it fast enough for dozens of calls per two cores (benchmarks/RESULTS.md):
+
+- **trimmed window**: Whisper pads every input to 30 s, so a 1.5 s insult costs as much
+  encoder time as 30 s of speech.  The encoder runs on the utterance plus a margin instead
+  (``window_pad_s``, at least ``min_window_s``); the error-rate effect is measured by
+  ``benchmarks/asr_window.py``.
+- **batches**: ``transcribe_batch`` encodes and decodes utterances of several calls in one
+  model call (padded to the longest).
+
+Up to ``AsrOptions.workers`` threads may call ``transcribe_batch`` at once (CTranslate2
+runs one model replica per worker; the weights are shared).
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ import re
 import time
 import unicodedata
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,7 +51,8 @@ class AsrOptions:
     model: str = "base"  # built-in name (see models.py), faster-whisper name or directory
     device: str = "cpu"
     compute_type: str = "int8"
-    cpu_threads: int = 2
+    cpu_threads: int = 2  # per worker
+    workers: int = 1  # concurrent transcribe_batch calls the model accepts
     beam_size: int = 5  # finals
     partial_beam_size: int = 1  # interim hypotheses: greedy
     best_of: int = 3  # candidates per sampled (temperature > 0) retry
@@ -65,6 +75,16 @@ class AsrOptions:
     min_avg_logprob: float = -1.5  # below this the text is a guess whatever no_speech says
     loop_no_speech_threshold: float = 0.3  # repetition loops are dropped above this
     seed: int = 0  # sampling seed for temperature > 0 retries: same audio, same text
+    # Encoder window: utterance + pad, at least min_window_s; trim_window=False is Whisper's
+    # fixed 30 s window (3-4x the encoder time on short phrases).
+    trim_window: bool = True
+    window_pad_s: float = 1.0
+    # Shorter windows cost accuracy and are fragile: at 5-6 s Whisper base rejects or garbles
+    # raised-voice English insults it gets right at 7-10 s (tests/test_asr_engine.py).
+    min_window_s: float = 10.0
+    # Draft decodes (agent-track finals: QA reads them later, no alert waits on them).
+    draft_min_window_s: float = 5.0
+    draft_beam_size: int = 1
 
 
 @dataclass(frozen=True)
@@ -104,6 +124,7 @@ class AsrEngine:
             device=options.device,
             compute_type=options.compute_type,
             cpu_threads=options.cpu_threads,
+            num_workers=options.workers,
         )
         ctranslate2.set_random_seed(options.seed)
         log.info("loaded whisper %s from %s in %.1fs", options.model, self.model_path,
@@ -117,13 +138,15 @@ class AsrEngine:
         return self._multilingual
 
     def warm_up(self) -> None:
-        """Run one full decode: the first one in a process pays seconds of allocation/JIT."""
+        """Run full decodes, single and batched: the first ones in a process pay seconds of
+        allocation."""
         rng = np.random.default_rng(0)
         audio = (0.01 * rng.standard_normal(SAMPLE_RATE)).astype(np.float32)
         t0 = time.perf_counter()
-        enc = self._encode(audio)
-        lang, _ = self._pick_language(enc, None)
-        self._decode(enc, lang, 1.0, partial=False)
+        for batch in (1, 2):
+            enc = self._encode([audio] * batch)
+            langs = [lang for lang, _ in self._pick_languages(enc, [None] * batch)]
+            self._decode(enc, langs, [1.0] * batch, partial=False, beam=self.options.beam_size)
         log.info("asr warm-up took %.2fs", time.perf_counter() - t0)
 
     def transcribe(
@@ -134,56 +157,102 @@ class AsrEngine:
         ``language=None`` auto-detects among ``allowed_languages``.  ``partial=True`` is for
         interim hypotheses: greedy, no fallback.
         """
-        audio = np.asarray(audio, dtype=np.float32).reshape(-1)
-        duration = audio.size / SAMPLE_RATE
+        return self.transcribe_batch([audio], [language], partial=partial)[0]
+
+    def transcribe_batch(
+        self,
+        audios: Sequence[np.ndarray],
+        languages: Sequence[str | None],
+        *,
+        partial: bool = False,
+        draft: bool = False,
+    ) -> list[Transcription | None]:
+        """``transcribe`` for several utterances in one encoder and one decoder call.
+
+        ``draft=True`` trades some accuracy for about half the cost (a shorter minimum window,
+        greedy): for work nobody waits on, such as the agent's side under load.
+        """
         o = self.options
-        if duration > 30.0:  # one Whisper window; the VAD cuts utterances at 15 s
-            log.warning("asr got %.1fs of audio; only the first 30 s are transcribed", duration)
-        if duration < o.min_duration_s or active_level_dbfs(audio) < o.min_level_dbfs:
-            return None
-        enc = self._encode(audio)
-        lang, lang_prob = self._pick_language(enc, language)
-        dec = self._decode(enc, lang, duration, partial=partial)
-        text = self._accept(dec)
-        if text is None:
-            log.debug("asr rejected %.2fs: %r (lp %.2f, ns %.2f, cr %.2f, capped %s)", duration,
-                      dec.text, dec.avg_logprob, dec.no_speech_prob, dec.compression_ratio, dec.capped)
-            return None
-        return Transcription(
-            text=text,
-            language=lang,
-            language_probability=lang_prob,
-            avg_logprob=dec.avg_logprob,
-            no_speech_prob=dec.no_speech_prob,
-            duration=duration,
-        )
+        results: list[Transcription | None] = [None] * len(audios)
+        clips: list[np.ndarray] = []
+        index: list[int] = []
+        for i, audio in enumerate(audios):
+            audio = np.asarray(audio, dtype=np.float32).reshape(-1)
+            duration = audio.size / SAMPLE_RATE
+            if duration > 30.0:  # one Whisper window; the VAD cuts utterances at 15 s
+                log.warning("asr got %.1fs of audio; only the first 30 s are transcribed", duration)
+            if duration < o.min_duration_s or active_level_dbfs(audio) < o.min_level_dbfs:
+                continue
+            clips.append(audio)
+            index.append(i)
+        if not clips:
+            return results
+        durations = [clip.size / SAMPLE_RATE for clip in clips]
+        enc = self._encode(clips, o.draft_min_window_s if draft else o.min_window_s)
+        picked = self._pick_languages(enc, [languages[i] for i in index])
+        beam = o.partial_beam_size if partial else o.draft_beam_size if draft else o.beam_size
+        decoded = self._decode(enc, [lang for lang, _ in picked], durations, partial=partial, beam=beam)
+        for i, duration, (lang, lang_prob), dec in zip(index, durations, picked, decoded):
+            text = self._accept(dec)
+            if text is None:
+                log.debug("asr rejected %.2fs: %r (lp %.2f, ns %.2f, cr %.2f, capped %s)", duration,
+                          dec.text, dec.avg_logprob, dec.no_speech_prob, dec.compression_ratio,
+                          dec.capped)
+                continue
+            results[i] = Transcription(
+                text=text,
+                language=lang,
+                language_probability=lang_prob,
+                avg_logprob=dec.avg_logprob,
+                no_speech_prob=dec.no_speech_prob,
+                duration=duration,
+            )
+        return results
 
     # --- steps ---------------------------------------------------------------------------
 
-    def _encoder_input(self, features: np.ndarray) -> np.ndarray:
-        """Mel frames the encoder sees.  Whisper is trained on 30 s windows, so pad to 3000
-        frames; the trimmed fast path (MODELS.md) would cut here instead."""
-        from faster_whisper.audio import pad_or_trim
+    def window_frames(self, duration: float, min_window_s: float | None = None) -> int:
+        """Mel frames (10 ms each) the encoder sees for an utterance of ``duration`` seconds."""
+        full = self._model.feature_extractor.nb_max_frames
+        o = self.options
+        if not o.trim_window:
+            return full
+        shortest = o.min_window_s if min_window_s is None else min_window_s
+        frames = int(np.ceil(max(duration + o.window_pad_s, shortest) * 100))
+        return min(full, frames + frames % 2)  # the encoder's conv stride is 2
 
-        return pad_or_trim(features, self._model.feature_extractor.nb_max_frames)
+    def _encode(self, clips: Sequence[np.ndarray], min_window_s: float | None = None):
+        """One encoder call for the batch; inputs are padded to the longest window."""
+        frames = max(self.window_frames(clip.size / SAMPLE_RATE, min_window_s) for clip in clips)
+        samples = frames * self._model.feature_extractor.hop_length
+        # Pad with digital silence before the mel transform, as Whisper's own log_mel_spectrogram
+        # does (faster-whisper pads the mel frames with zeros instead); measured in RESULTS.md.
+        features = [
+            self._model.feature_extractor(np.pad(clip[:samples], (0, samples - min(clip.size, samples))),
+                                          padding=0)[:, :frames]
+            for clip in clips
+        ]
+        return self._model.encode(np.stack(features))
 
-    def _encode(self, audio: np.ndarray):
-        features = self._model.feature_extractor(audio)
-        return self._model.encode(self._encoder_input(features))
-
-    def _pick_language(self, enc, language: str | None) -> tuple[str, float]:
-        """Language to decode with, and its probability among the allowed ones.
+    def _pick_languages(self, enc, languages: Sequence[str | None]) -> list[tuple[str, float]]:
+        """Language to decode each item with, and its probability among the allowed ones.
 
         Reuses the encoder output (WhisperModel.transcribe(language=None) encodes twice), and
         restricts the choice: on short telephone audio Whisper's top guess wanders to zh, ko,
         nn..., which would also make it transcribe in the wrong script.
         """
         if not self._multilingual:
-            return "en", 1.0
-        if language is not None:
-            return language, 1.0
+            return [("en", 1.0)] * len(languages)
+        if all(lang is not None for lang in languages):
+            return [(lang, 1.0) for lang in languages]
+        detected = self._model.model.detect_language(enc)
+        return [
+            (lang, 1.0) if lang is not None else self._restrict({t[2:-2]: p for t, p in found})
+            for lang, found in zip(languages, detected)
+        ]
+
+    def _restrict(self, probs: dict[str, float]) -> tuple[str, float]:
         allowed = self.options.allowed_languages
-        probs = {tok[2:-2]: p for tok, p in self._model.model.detect_language(enc)[0]}
         if not allowed:
             best = max(probs, key=probs.__getitem__)
             return best, float(probs[best])
@@ -205,48 +274,69 @@ class AsrEngine:
                 self._suppress = tuple(get_suppressed_tokens(tok, [-1]))
         return tok
 
-    def _decode(self, enc, language: str, duration: float, *, partial: bool) -> _Decoded:
-        """Greedy/beam decode with a budgeted temperature fallback (finals only)."""
+    def _decode(self, enc, languages: Sequence[str], durations: Sequence[float], *,
+                partial: bool, beam: int) -> list[_Decoded]:
+        """Beam (greedy for partials) decode of the batch; finals that look bad get a budgeted
+        temperature-fallback retry, re-decoded together."""
         o = self.options
-        tok = self._tokenizer(language)
-        prompt = [*tok.sot_sequence, tok.no_timestamps]  # no previous text: no carried loops
-        max_new = min(int(o.max_tokens_base + o.max_tokens_per_s * duration), _MAX_NEW_TOKENS)
+        temperatures = (0.0,) if partial else (o.temperatures or (0.0,))
+        todo = list(range(len(languages)))
+        tries: list[list[_Decoded]] = [[] for _ in languages]
+        best: list[_Decoded | None] = [None] * len(languages)
+        for temperature in temperatures:
+            if not todo:
+                break
+            sub = enc if len(todo) == len(languages) else _select(enc, todo)
+            decoded = self._generate(sub, [languages[i] for i in todo], [durations[i] for i in todo],
+                                     temperature, beam)
+            retry = []
+            for i, dec in zip(todo, decoded):
+                silent = dec.no_speech_prob > o.no_speech_threshold and dec.avg_logprob < o.log_prob_threshold
+                doubtful = (dec.capped or dec.compression_ratio > o.compression_ratio_threshold
+                            or dec.avg_logprob < o.log_prob_threshold)
+                if silent or not doubtful:  # silence: a retry would only invent text
+                    best[i] = dec
+                else:
+                    tries[i].append(dec)
+                    retry.append(i)
+            todo = retry
+        for i in todo:  # every try looked bad: prefer one that ended by itself, not repetitive, surest
+            best[i] = max(tries[i], key=lambda d: (not d.capped,
+                                                   d.compression_ratio <= o.compression_ratio_threshold,
+                                                   d.avg_logprob))
+        return best  # type: ignore[return-value]
+
+    def _generate(self, enc, languages: Sequence[str], durations: Sequence[float], temperature: float,
+                  beam: int) -> list[_Decoded]:
+        o = self.options
+        tokenizers = [self._tokenizer(lang) for lang in languages]
+        prompts = [[*tok.sot_sequence, tok.no_timestamps] for tok in tokenizers]  # no carried loops
+        caps = [min(int(o.max_tokens_base + o.max_tokens_per_s * d), _MAX_NEW_TOKENS) for d in durations]
         # CTranslate2 (4.8) generates at most min(max_length / 2, max_length - len(prompt))
         # tokens (OpenNMT/CTranslate2#1856), so faster-whisper's len(prompt) + max_new_tokens
-        # yields about half the tokens asked for.  Ask for enough and count "capped" ourselves.
-        max_length = min(self._model.max_length, max(2 * max_new, len(prompt) + max_new))
-        temperatures = (0.0,) if partial else (o.temperatures or (0.0,))
-        beam = o.partial_beam_size if partial else o.beam_size
-
-        tries: list[_Decoded] = []
-        for temperature in temperatures:
-            if temperature > 0:
-                kw = dict(beam_size=1, num_hypotheses=o.best_of, sampling_topk=0,
-                          sampling_temperature=temperature)
-            else:
-                kw = dict(beam_size=beam)
-            res = self._model.model.generate(
-                enc, [prompt], max_length=max_length, return_scores=True,
-                return_no_speech_prob=True, suppress_blank=True,
-                suppress_tokens=list(self._suppress or ()), **kw,
-            )[0]
-            ids = res.sequences_ids[0]
+        # yields about half the tokens asked for.  Ask for enough; each item is cut to its own
+        # cap below (a batch shares one max_length).
+        longest = max(caps)
+        max_length = min(self._model.max_length, max(2 * longest, len(prompts[0]) + longest))
+        if temperature > 0:
+            kw = {"beam_size": 1, "num_hypotheses": o.best_of, "sampling_topk": 0,
+                  "sampling_temperature": temperature}
+        else:
+            kw = {"beam_size": beam}
+        results = self._model.model.generate(
+            enc, prompts, max_length=max_length, return_scores=True, return_no_speech_prob=True,
+            suppress_blank=True, suppress_tokens=list(self._suppress or ()), **kw,
+        )
+        out = []
+        for res, tok, cap in zip(results, tokenizers, caps):
+            ids = res.sequences_ids[0][:cap]
             # Same normalisation as faster-whisper (length_penalty 1): score is per token.
             avg_logprob = res.scores[0] * len(ids) / (len(ids) + 1)
             # A cap can cut a multi-byte character in half: drop the replacement char.
             text = tok.decode(ids).replace("\ufffd", "").strip()
-            dec = _Decoded(text, len(ids), float(avg_logprob), float(res.no_speech_prob),
-                           compression_ratio(text), temperature, len(ids) >= max_new)
-            if dec.no_speech_prob > o.no_speech_threshold and dec.avg_logprob < o.log_prob_threshold:
-                return dec  # Whisper says silence: a retry would only invent text
-            if not (dec.capped or dec.compression_ratio > o.compression_ratio_threshold
-                    or dec.avg_logprob < o.log_prob_threshold):
-                return dec
-            tries.append(dec)
-        # Every try looked bad: prefer one that ended by itself, is not repetitive, is surest.
-        return max(tries, key=lambda d: (not d.capped,
-                                         d.compression_ratio <= o.compression_ratio_threshold,
-                                         d.avg_logprob))
+            out.append(_Decoded(text, len(ids), float(avg_logprob), float(res.no_speech_prob),
+                                compression_ratio(text), temperature, len(ids) >= cap))
+        return out
 
     def _accept(self, dec: _Decoded) -> str | None:
         o = self.options
@@ -259,9 +349,17 @@ class AsrEngine:
         text, repeats = collapse_repeats(dec.text)
         if repeats >= 3 and (dec.capped or dec.no_speech_prob > o.loop_no_speech_threshold):
             return None  # a loop plus any doubt: the decoder is making it up
+        text = undouble(text)
         if is_stock_hallucination(text):
             return None
         return text or None
+
+
+def _select(enc, rows: Sequence[int]):
+    """Rows of an encoder output (a CTranslate2 StorageView) as a new StorageView."""
+    import ctranslate2
+
+    return ctranslate2.StorageView.from_array(np.ascontiguousarray(np.asarray(enc)[list(rows)]))
 
 
 # --- text filters (pure; unit-tested) ----------------------------------------------------------
@@ -315,6 +413,25 @@ def collapse_repeats(text: str) -> tuple[str, int]:
 
     out = _REPEAT_CJK.sub(repl, _REPEAT_WORDS.sub(repl, text))
     return out.strip(), longest
+
+
+_DOUBLED = re.compile(r"(\S.*?)[\s、。，．！？,.!?]*\1[\s、。，．！？,.!?]*", re.DOTALL)
+
+
+def undouble(text: str, min_chars: int = 6) -> str:
+    """A whole output that is one phrase twice ("You are a useless idiot. You are a useless
+    idiot.") becomes the phrase once.
+
+    On a trimmed window the decoder, having written the utterance, often starts over on the
+    silent padding instead of ending.  Phrases under ``min_chars`` letters ("No, no") are
+    left alone: people do say those twice.
+    """
+    stripped = text.strip()
+    m = _DOUBLED.fullmatch(stripped)
+    if not m or len(_normalise(m.group(1))) < min_chars:
+        return text
+    phrase, last = m.group(1).strip(), stripped[-1]
+    return phrase if last.isalnum() or phrase.endswith(last) else phrase + last  # keep the final "."
 
 
 def _normalise(text: str) -> str:

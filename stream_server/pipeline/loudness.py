@@ -13,6 +13,7 @@ import numpy as np
 
 from ..media.codecs import SILENCE_DBFS, rms_dbfs
 
+
 def active_level_dbfs(pcm16: bytes, frame_samples: int = 320, floor_dbfs: float = -50.0) -> float:
     """Level of the frames that carry sound: pauses inside an utterance don't dilute it."""
     samples = np.frombuffer(pcm16, dtype="<i2").astype(np.float32)

@@ -11,10 +11,10 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
-from collections.abc import Callable
 
 from ..alerts.alert import Alert, new_id, utc_now
 from ..alerts.policy import AlertPolicy, AlertPolicyOptions
@@ -45,7 +45,7 @@ class SessionOptions:
     partial_tracks: tuple[str, ...] = ("caller",)
     language: str | None = None  # forced for every call; None = metadata or auto-detect
     language_confidence: float = 0.6  # detection this sure fixes the call's language
-    end_timeout_s: float = 120.0  # how long hang-up waits for queued transcription
+    end_timeout_s: float = 120.0  # hang-up waits this long for queued ASR; later results still land
 
 
 @dataclass
@@ -192,8 +192,8 @@ class CallSession:
             track.recorder.close()
         if self._tasks:
             _, pending = await asyncio.wait(set(self._tasks), timeout=self.options.end_timeout_s)
-            for task in pending:
-                task.cancel()
+            if pending:  # deferred agent work under load: stored when done, never dropped
+                log.info("call %s ended with %d utterances still queued for ASR", self.call_id, len(pending))
         duration = max((t.audio_time for t in self.tracks.values()), default=0.0)
         stats: dict[str, Any] = {"bad_messages": self.bad_messages}
         for name, track in self.tracks.items():
@@ -226,7 +226,7 @@ class CallSession:
         return track
 
     def _maybe_partial(self, track: _Track) -> None:
-        if track.name not in self.options.partial_tracks or track.partial_pending or not self.s.asr.idle:
+        if track.name not in self.options.partial_tracks or track.partial_pending or not self.s.asr.spare_capacity:
             return
         span = track.segmenter.current_span()  # checked first: current() copies the audio
         if span is None or span[1] - max(span[0], track.partial_audio_end) < self.options.partial_interval_s:
@@ -316,7 +316,7 @@ class CallSession:
 
     # -- plumbing -------------------------------------------------------------------
 
-    def _spawn(self, coroutine) -> None:  # noqa: ANN001
+    def _spawn(self, coroutine) -> None:
         task = asyncio.get_running_loop().create_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._task_done)

@@ -35,7 +35,7 @@ bench: $(BIN)/.installed
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python benchmarks/asr_window.py
 	$(BIN)/python benchmarks/alert_latency.py --repeat 3
-	$(BIN)/python benchmarks/capacity.py --calls 1 4 8 10 12 16 --baseline-calls 1 2 --keep-going --profile 60
+	$(BIN)/python benchmarks/capacity.py --calls 1 8 10 12 --baseline-calls 1 2 3 4 --keep-going --profile 60
 
 clean-venv:
 	rm -rf $(VENV)

@@ -7,18 +7,21 @@ loaded ``AsrEngine`` (the default model: Whisper base, int8, 2 threads). Two mea
 
 1. Encoder window, batch 1, beam 5 (finals): Whisper's fixed 30 s window
    (``trim_window=False``) against the trimmed window (utterance + ``window_pad_s``, at least
-   ``min_window_s``) for min_window_s = 3, 5, 8, 10 s. Reports English WER, Japanese CER,
+   ``min_window_s``) for min_window_s = 3, 5, 6, 7, 8, 10 s. Reports English WER, Japanese CER,
    mean wall seconds per utterance and how many utterances' text differs from the 30 s result.
 2. Batching at the default window (min 10 s): ``transcribe_batch`` on consecutive utterances,
    batch sizes 1, 2, 4, 8, for beam 5 (finals) and beam 1 (greedy, as partials decode).
    Reports mean s/utterance, speed-up against batch 1 and whether the texts are identical to
    batch 1's.
+3. Conditioning on earlier text (default window, batch 1, beam 5): each utterance decoded with
+   the same call and track's earlier transcripts as Whisper's previous-text prompt (what
+   ``transcribe(condition_on_previous_text=True)`` does offline) against no prompt (the server).
 
 Scoring (benchmarks/scoring.py, jiwer): NFKC, casefold, punctuation turned into spaces; Japanese
 then has every space removed and is scored per character. A rejected utterance (None) counts as empty
 text.
 
-    .venv/bin/python benchmarks/asr_window.py            # full run, ~4-5 min on 2 cores
+    .venv/bin/python benchmarks/asr_window.py            # full run, ~6 min (Intel Xeon) to ~10 min (AMD EPYC) on 2 cores
     .venv/bin/python benchmarks/asr_window.py --quick    # windows 30/10, batches 1/8 only
 
 Results replace the ``asr_window`` section of benchmarks/RESULTS.md (``--no-write``: print only).
@@ -157,6 +160,62 @@ def time_split(engine: AsrEngine, items: list[Item]) -> list[tuple[str, int, flo
     return rows
 
 
+class _PromptedModel:
+    """Wraps the CTranslate2 model so that every ``generate`` starts from a previous-text prompt
+    (<|startofprev|> + the last 100 tokens of earlier transcripts). Benchmark-only: the server
+    does not prompt, and this measures why."""
+
+    def __init__(self, model, prefix: list[int]) -> None:
+        self._model, self._prefix = model, prefix
+
+    def __getattr__(self, name: str):
+        return getattr(self._model, name)
+
+    def generate(self, features, prompts, *, max_length: int, **kw):
+        return self._model.generate(features, [self._prefix + p for p in prompts],
+                                    max_length=min(448, max_length + len(self._prefix)), **kw)
+
+
+def prompt_effect(engine: AsrEngine, items: list[Item], progress: Callable[[str], None]) -> dict[str, list[str]]:
+    """Texts per item without and with the previous-text prompt (same call and track)."""
+    out: dict[str, list[str]] = {"no prompt (server)": [], "previous text": []}
+    model = engine._model.model
+    for label, prompted in (("no prompt (server)", False), ("previous text", True)):
+        earlier: dict[tuple[str, str], str] = {}
+        for it in items:
+            before = earlier.get((it.call, it.track), "")
+            if prompted and before:
+                tok = engine._tokenizer(it.language)
+                engine._model.model = _PromptedModel(model, [tok.sot_prev, *tok.encode(" " + before)[-100:]])
+            try:
+                result = engine.transcribe_batch([it.audio], [it.language])[0]
+            finally:
+                engine._model.model = model
+            text = result.text if result else ""
+            out[label].append(text)
+            earlier[it.call, it.track] = f"{before} {text}".strip()
+        progress(f"{label}: " + ", ".join(f"{k} {v:.3f}" for k, v in error_rates(items, out[label]).items()))
+    return out
+
+
+def render_prompt_effect(items: list[Item], runs: dict[str, list[str]]) -> str:
+    lines = ["### Conditioning on the call's earlier text (min 10 s window, batch 1, beam 5)", "",
+             "| prompt | caller en WER | caller ja CER | agent en WER | agent ja CER |", "|---|---|---|---|---|"]
+    for label, hyps in runs.items():
+        rates = {track: error_rates([it for it in items if it.track == track],
+                                    [h for it, h in zip(items, hyps) if it.track == track])
+                 for track in ("caller", "agent")}
+        lines.append(f"| {label} | {rates['caller']['en']:.3f} | {rates['caller']['ja']:.3f} | "
+                     f"{rates['agent']['en']:.3f} | {rates['agent']['ja']:.3f} |")
+    plain, prompted = runs.values()
+    changed = [(it, a, b) for it, a, b in zip(items, plain, prompted) if a != b and it.track == "caller"]
+    if changed:
+        lines += ["", "Caller utterances the prompt changes:", "", "| call | truth | no prompt | previous text |",
+                  "|---|---|---|---|"]
+        lines += [f"| {it.call} | {it.text} | {a or '(none)'} | {b or '(none)'} |" for it, a, b in changed]
+    return "\n".join(lines + [""])
+
+
 def render(command: str, engine: AsrEngine, items: list[Item], window_runs: dict[int, Run],
            batch_runs: dict[tuple[int, int], Run]) -> str:
     o = engine.options
@@ -256,6 +315,8 @@ def main() -> None:
         "| decode | batch | features + encoder (ms/utt) | decoder (ms/utt) |", "|---|---|---|---|",
         *(f"| {label} | {batch} | {enc:.0f} | {dec:.0f} |" for label, batch, enc, dec in split), "",
     ])
+    if not args.quick:
+        section += "\n" + render_prompt_effect(items, prompt_effect(engine, items, progress))
     print(section)
     if not args.no_write:
         update_section("asr_window", section)

@@ -19,7 +19,7 @@ A run passes when p95 alert latency ≤ 2.5 s and caller lag does not grow (≤ 
 capacity is the largest passing N.  Results go to benchmarks/RESULTS.md and a plot to
 benchmarks/capacity.png.
 
-    .venv/bin/python benchmarks/capacity.py                      # full run, ~45 min
+    .venv/bin/python benchmarks/capacity.py --calls 1 8 10 12 --baseline-calls 1 2 3 4 --keep-going --profile 60
     .venv/bin/python benchmarks/capacity.py --duration 60 --calls 1 8 --baseline-calls 1 --no-write
 """
 
@@ -572,9 +572,9 @@ async def main_async(args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--calls", type=int, nargs="*", default=[1, 8, 16, 24, 32],
+    parser.add_argument("--calls", type=int, nargs="*", default=[1, 8, 10, 12, 16, 24],
                         help="concurrent calls for the fast pipeline, ascending")
-    parser.add_argument("--baseline-calls", type=int, nargs="*", default=[1, 2, 4, 8])
+    parser.add_argument("--baseline-calls", type=int, nargs="*", default=[1, 2, 3, 4])
     parser.add_argument("--duration", type=float, default=180.0, help="seconds of dialling per run")
     parser.add_argument("--keep-going", action="store_true", help="run every N even after one fails")
     parser.add_argument("--profile", type=float, default=0.0,

@@ -68,8 +68,10 @@ class AsrOptions:
     # ja); 15/s leaves room for fast talkers and ASR errors, and bounds a loop on a blip.
     max_tokens_base: int = 10
     max_tokens_per_s: float = 15.0
-    # Acceptance (Whisper's own thresholds; see _accept).
-    no_speech_threshold: float = 0.6
+    # Acceptance (Whisper's thresholds, but see _accept). Whisper's no-speech 0.6 let a 0.9 s
+    # line blip through as "Oh." (no-speech 0.51, logprob -1.40) on an AMD EPYC; no fixture
+    # utterance decodes below logprob -0.85, so unsure text at no-speech > 0.4 is dropped.
+    no_speech_threshold: float = 0.4
     log_prob_threshold: float = -1.0
     compression_ratio_threshold: float = 2.4
     min_avg_logprob: float = -1.5  # below this the text is a guess whatever no_speech says

@@ -12,6 +12,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from .config import Settings
+from .simulator import PROTOCOLS
 
 
 def _parse_params(pairs: list[str]) -> dict[str, str]:
@@ -44,7 +45,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     from .media.audio_files import AudioFileError, read_telephone_ulaw
-    from .simulator import SimulatedCall, stream_call
+    from .simulator import SimulatedCall, default_url, stream_call
 
     if args.agent and len(args.agent) != len(args.files):
         raise SystemExit("give one --agent per FILE (or none)")
@@ -61,9 +62,11 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     except AudioFileError as exc:
         raise SystemExit(str(exc)) from None
 
+    url = args.url or default_url(args.protocol)
+
     async def run() -> list:
         return await asyncio.gather(
-            *(stream_call(args.url, c, args.speed, args.drop_after, args.auth_token) for c in calls),
+            *(stream_call(url, c, args.speed, args.drop_after, args.auth_token, args.protocol) for c in calls),
             return_exceptions=True,
         )
 
@@ -147,14 +150,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", type=Path, help="default ./data (STREAM_SERVER_DATA_DIR)")
     p.set_defaults(func=cmd_serve)
 
-    p = sub.add_parser("simulate", help="stream audio files into a server as Twilio would")
+    p = sub.add_parser("simulate", help="stream audio files into a server as a carrier would")
     p.add_argument("files", nargs="+", metavar="FILE", help="caller audio; several files = concurrent calls")
-    p.add_argument("--url", default="ws://127.0.0.1:8080/v1/media/twilio")
+    p.add_argument("--protocol", choices=list(PROTOCOLS), default="twilio", help="carrier wire format")
+    p.add_argument("--url", help="media endpoint (default: the protocol's path on 127.0.0.1:8080; "
+                   "audiosocket: tcp://127.0.0.1:9092)")
     p.add_argument("--agent", action="append", default=[], metavar="FILE", help="agent audio, one per FILE")
-    p.add_argument("--param", action="append", default=[], metavar="K=V", help="Twilio customParameters")
+    p.add_argument("--param", action="append", default=[], metavar="K=V",
+                   help="call metadata as the carrier carries it (Twilio customParameters, ...)")
     p.add_argument("--speed", type=float, default=1.0, help="1.0 = real time")
-    p.add_argument("--drop-after", type=float, metavar="SECONDS", help="cut the socket without `stop`")
-    p.add_argument("--auth-token", help="sign the upgrade with X-Twilio-Signature")
+    p.add_argument("--drop-after", type=float, metavar="SECONDS", help="cut the connection without a goodbye")
+    p.add_argument("--auth-token", help="the carrier's credential (Twilio: auth token to sign with; "
+                   "see docs/carriers.md for the others)")
     p.set_defaults(func=cmd_simulate)
 
     p = sub.add_parser("analyze", help="print the scored transcript of a recording")

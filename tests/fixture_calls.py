@@ -49,3 +49,12 @@ def load_call(name: str) -> FixtureCall:
 
 def overlaps(a_start: float, a_end: float, b_start: float, b_end: float) -> bool:
     return a_start < b_end and b_start < a_end
+
+
+def simulate_args(name: str, *extra: str) -> list[str]:
+    """`stream-server simulate` arguments that play fixture call `name` with its metadata."""
+    call = load_call(name)
+    args = [str(call.caller_path), "--agent", str(call.agent_path), *extra]
+    for key, value in call.metadata.items():
+        args += ["--param", f"{key}={value}"]
+    return args

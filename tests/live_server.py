@@ -15,6 +15,8 @@ from pathlib import Path
 import httpx
 import websockets
 
+from stream_server.simulator import default_url
+
 API_TOKEN = "test-api-token"
 TWILIO_AUTH_TOKEN = "test-twilio-auth-token"
 
@@ -31,6 +33,7 @@ class LiveServer:
     data_dir: Path
     process: subprocess.Popen
     log_path: Path
+    audiosocket_port: int = 0
 
     @property
     def http(self) -> str:
@@ -39,6 +42,10 @@ class LiveServer:
     @property
     def twilio_url(self) -> str:
         return f"ws://127.0.0.1:{self.port}/v1/media/twilio"
+
+    def media_url(self, protocol: str) -> str:
+        """Where this server takes `protocol`'s media (see stream_server.simulator.PROTOCOLS)."""
+        return default_url(protocol, port=self.port, audiosocket_port=self.audiosocket_port)
 
     @property
     def supervisor_url(self) -> str:
@@ -52,10 +59,11 @@ class LiveServer:
 
 
 def start_server(data_dir: Path, extra_env: dict[str, str] | None = None, timeout: float = 180) -> LiveServer:
-    port = free_port()
+    port, audiosocket_port = free_port(), free_port()
     env = dict(os.environ)
     env.update(
         {
+            "STREAM_SERVER_AUDIOSOCKET_PORT": str(audiosocket_port),
             "STREAM_SERVER_API_TOKEN": API_TOKEN,
             "STREAM_SERVER_TWILIO_AUTH_TOKEN": TWILIO_AUTH_TOKEN,
             "STREAM_SERVER_LOG_LEVEL": "info",
@@ -70,7 +78,7 @@ def start_server(data_dir: Path, extra_env: dict[str, str] | None = None, timeou
         stderr=subprocess.STDOUT,
         env=env,
     )
-    server = LiveServer(port, data_dir, process, log_path)
+    server = LiveServer(port, data_dir, process, log_path, audiosocket_port)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -112,12 +120,17 @@ class CallRun:
         return ended[0] if ended else None
 
 
-async def run_calls(server: LiveServer, calls: dict[str, list[str]], timeout: float = 420) -> dict[str, CallRun]:
-    """Stream each call with `stream-server simulate` while a supervisor listens.
+async def run_calls(server: LiveServer, calls: dict[str, list[str]], timeout: float = 420,
+                    protocol: str = "twilio", auth_token: str | None = None) -> dict[str, CallRun]:
+    """Stream each call with `stream-server simulate --protocol` while a supervisor listens.
 
     `calls` maps a name to the simulate arguments (files and options); each call gets a
-    `test_id` parameter so its events can be told apart on the shared feed.
+    `test_id` parameter so its events can be told apart on the shared feed. `auth_token`
+    defaults to the Twilio token the server is started with.
     """
+    if auth_token is None and protocol == "twilio":
+        auth_token = TWILIO_AUTH_TOKEN
+    credentials = ["--auth-token", auth_token] if auth_token else []
     runs = {name: CallRun(name) for name in calls}
     by_call_id: dict[str, CallRun] = {}
     async with websockets.connect(server.supervisor_url, max_size=2**22) as feed:
@@ -126,7 +139,8 @@ async def run_calls(server: LiveServer, calls: dict[str, list[str]], timeout: fl
         processes = [
             await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "stream_server.cli", "simulate", *args,
-                "--url", server.twilio_url, "--auth-token", TWILIO_AUTH_TOKEN, "--param", f"test_id={name}",
+                "--protocol", protocol, "--url", server.media_url(protocol), *credentials,
+                "--param", f"test_id={name}",
                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
             )
             for name, args in calls.items()

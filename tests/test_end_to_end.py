@@ -13,18 +13,10 @@ import json
 import wave
 
 import pytest
-from fixture_calls import CALL_NAMES, load_call, overlaps
+from fixture_calls import CALL_NAMES, load_call, overlaps, simulate_args
 from live_server import run_calls
 
 DROP_AFTER = 12.0
-
-
-def simulate_args(name: str, *extra: str) -> list[str]:
-    call = load_call(name)
-    args = [str(call.caller_path), "--agent", str(call.agent_path), *extra]
-    for key, value in call.metadata.items():
-        args += ["--param", f"{key}={value}"]
-    return args
 
 
 @pytest.fixture(scope="module")

@@ -10,11 +10,11 @@ from __future__ import annotations
 import logging
 from typing import Protocol
 
-from fastapi import APIRouter, WebSocket
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from ..media import twilio
 from ..media.errors import MalformedMessage, UnsupportedStream
-from ..media.events import Audio, CallEnded, CallStarted, MediaEvent
+from ..media.events import AdapterOutput, Audio, CallEnded, CallStarted, Reply
 from ..pipeline.session import CallSession
 
 log = logging.getLogger(__name__)
@@ -26,7 +26,7 @@ NORMAL, UNSUPPORTED_DATA, INVALID_PAYLOAD, POLICY_VIOLATION, TOO_BIG = 1000, 100
 class MediaAdapter(Protocol):
     carrier: str
 
-    def feed(self, message: str | bytes) -> list[MediaEvent]: ...
+    def feed(self, message: str | bytes) -> list[AdapterOutput]: ...
 
 
 def public_websocket_url(websocket: WebSocket, public_url: str | None) -> str:
@@ -43,6 +43,17 @@ def public_websocket_url(websocket: WebSocket, public_url: str | None) -> str:
     scheme = {"https": "wss", "http": "ws"}.get(proto, proto)
     host = headers.get("x-forwarded-host") or headers.get("host") or websocket.url.netloc
     return f"{scheme}://{host}{path}"
+
+
+async def send_quietly(websocket: WebSocket, data: str | bytes) -> None:
+    """Send a reply to the carrier; a peer that is gone is noticed by the next receive."""
+    try:
+        if isinstance(data, bytes):
+            await websocket.send_bytes(data)
+        else:
+            await websocket.send_text(data)
+    except (RuntimeError, OSError, WebSocketDisconnect):
+        pass
 
 
 async def close_quietly(websocket: WebSocket, code: int, reason: str = "") -> None:
@@ -109,6 +120,8 @@ async def run_media_stream(websocket: WebSocket, adapter: MediaAdapter) -> None:
                     log.info("%s: call %s started (%s)", adapter.carrier, session.call_id, event.carrier_call_id)
                 elif isinstance(event, Audio) and session is not None:
                     session.push_audio(event)
+                elif isinstance(event, Reply):
+                    await send_quietly(websocket, event.data)
                 elif isinstance(event, CallEnded):
                     end, finished = event, True
             if finished:

@@ -41,3 +41,14 @@ class CallEnded:
 
 
 MediaEvent = CallStarted | Audio | CallEnded
+
+
+@dataclass(frozen=True)
+class Reply:
+    """Not a pipeline event: a message the adapter needs sent back on the carrier's socket, in
+    order with the events around it (AudioHook `opened`/`pong`/`closed`, error frames)."""
+
+    data: str | bytes
+
+
+AdapterOutput = MediaEvent | Reply

@@ -1,9 +1,4 @@
-"""A Twilio Media Streams client: plays audio files into the server as a live call would.
-
-Used by `stream-server simulate`, the end-to-end tests and the benchmarks. Frames are
-20 ms and paced by the clock against the call's start, so a slow loop catches up
-instead of drifting.
-"""
+"""Twilio Media Streams client: JSON `connected`, `start`, `media` (base64 μ-law), `stop`."""
 
 from __future__ import annotations
 
@@ -11,34 +6,11 @@ import asyncio
 import base64
 import json
 import time
-import uuid
-from dataclasses import dataclass, field
 
 import websockets
 from twilio.request_validator import RequestValidator
 
-FRAME_BYTES = 160  # 20 ms of 8 kHz μ-law
-FRAME_S = 0.02
-
-
-@dataclass
-class SimulatedCall:
-    caller: bytes  # 8 kHz μ-law
-    agent: bytes | None = None
-    parameters: dict[str, str] = field(default_factory=dict)
-    call_sid: str = field(default_factory=lambda: "CA" + uuid.uuid4().hex)
-    stream_sid: str = field(default_factory=lambda: "MZ" + uuid.uuid4().hex)
-
-
-@dataclass
-class SimulationResult:
-    call_sid: str
-    stream_sid: str
-    frames_sent: int
-    audio_seconds: float
-    started_at: float  # time.time() when the first media frame was sent
-    completed: bool  # False when the socket was dropped on purpose (drop_after)
-    close_code: int | None
+from .call import FRAME_S, SimulatedCall, SimulationResult, frames_to_send, paced
 
 
 def start_message(call: SimulatedCall) -> dict:
@@ -86,26 +58,19 @@ async def stream_call(
     auth_token: str | None = None,
 ) -> SimulationResult:
     """Play one call; `drop_after` seconds of audio in, the socket is cut without `stop`."""
-    tracks = [("inbound", call.caller)] + ([("outbound", call.agent)] if call.agent is not None else [])
-    frames = max(len(audio) for _, audio in tracks) // FRAME_BYTES
-    if drop_after is not None:
-        frames = min(frames, int(drop_after / FRAME_S))
+    tracks = [("inbound", "caller")] + ([("outbound", "agent")] if call.agent is not None else [])
+    frames = frames_to_send(call, drop_after)
     sequence = 1
     async with websockets.connect(
         url, additional_headers=signature_headers(url, auth_token), max_size=2**20
     ) as ws:
         await ws.send(json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"}))
         await ws.send(json.dumps(start_message(call)))
-        started_wall, started_clock = time.time(), time.monotonic()
-        for i in range(frames):
-            for track, audio in tracks:
-                payload = audio[i * FRAME_BYTES : (i + 1) * FRAME_BYTES]
-                if len(payload) == FRAME_BYTES:
-                    sequence += 1
-                    await ws.send(json.dumps(media_message(call, sequence, track, i + 1, payload)))
-            delay = started_clock + (i + 1) * FRAME_S / speed - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
+        started_wall = time.time()
+        async for i in paced(frames, speed):
+            for track, role in tracks:
+                sequence += 1
+                await ws.send(json.dumps(media_message(call, sequence, track, i + 1, call.frame(role, i))))
         if drop_after is not None:
             ws.transport.abort()  # a dropped line: no stop message, no closing handshake
             return SimulationResult(call.call_sid, call.stream_sid, frames, frames * FRAME_S, started_wall, False, None)

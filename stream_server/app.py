@@ -16,7 +16,8 @@ from fastapi import FastAPI
 from . import __version__
 from .alerts.policy import AlertPolicyOptions
 from .alerts.rules import CallRuleOptions
-from .api import alerts, calls, health, media, supervisor
+from .api import alerts, calls, health, media, supervisor, webrtc
+from .api.audiosocket_server import AudioSocketServer
 from .asr.baseline import TranscribeBaseline
 from .asr.engine import AsrEngine, AsrOptions
 from .asr.scheduler import AsrScheduler
@@ -120,9 +121,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             log.warning("marked %d calls left active by a previous run as interrupted", interrupted)
         log.info("stream_server %s ready: model %s, database %s", __version__, settings.asr_model,
                  settings.resolved_database_url.split("@")[-1])
+        audiosocket_server = None
+        if settings.audiosocket_port:  # Asterisk AudioSocket is raw TCP, beside the HTTP server
+            audiosocket_server = AudioSocketServer(app.state, settings.audiosocket_host, settings.audiosocket_port,
+                                                   settings.audiosocket_allow, settings.max_bad_messages)
+            await audiosocket_server.start()
         try:
             yield
         finally:
+            if audiosocket_server is not None:
+                await audiosocket_server.stop()
             for session in list(app.state.active_calls.values()):
                 await session.end(CallEnded("server_shutdown"))
             await close_services(services)
@@ -135,6 +143,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.active_calls = {}
-    for module in (health, calls, alerts, supervisor, media):
+    for module in (health, calls, alerts, supervisor, media, webrtc):
         app.include_router(module.router)
     return app

@@ -32,6 +32,27 @@ class Settings(BaseSettings):
     twilio_auth_token: str | None = Field(
         None, description="Twilio auth token; when set, X-Twilio-Signature is required on /v1/media/twilio."
     )
+    telnyx_stream_token: str | None = Field(
+        None,
+        description="Telnyx stream_auth_token; when set, /v1/media/telnyx requires it (x-telnyx-streaming-auth-token "
+        "header or the connected frame).",
+    )
+    vonage_token: str | None = Field(
+        None, description="Shared secret; when set, /v1/media/vonage requires ?token= or Authorization: Bearer."
+    )
+    audiohook_api_key: str | None = Field(
+        None, description="Genesys AudioHook API key; when set, /v1/media/audiohook requires it in X-API-KEY."
+    )
+    audiohook_client_secret: str | None = Field(
+        None,
+        description="Genesys AudioHook client secret (base64); when set with the API key, the upgrade request "
+        "must carry a valid HMAC-SHA256 HTTP message signature.",
+    )
+    stream_token: str | None = Field(
+        None,
+        description="Shared secret; when set, /v1/media/stream (jambonz listen, mod_audio_fork) requires it as "
+        "Authorization: Bearer, Basic with it as the password (jambonz wsAuth), or ?token=.",
+    )
     public_url: str | None = Field(
         None,
         description="Base URL carriers use to reach this server (e.g. wss://calls.example.com); "
@@ -42,6 +63,25 @@ class Settings(BaseSettings):
     max_message_bytes: int = Field(65536, description="Largest WebSocket message accepted from a carrier.")
     max_bad_messages: int = Field(
         100, description="Malformed messages tolerated per stream before it is closed with 1007."
+    )
+
+    # Asterisk AudioSocket (raw TCP; Asterisk connects)
+    audiosocket_port: int = Field(0, ge=0, le=65535, description="TCP port for Asterisk AudioSocket; 0 = off.")
+    audiosocket_host: str = Field("127.0.0.1", description="Interface the AudioSocket port listens on.")
+    audiosocket_allow: str = Field(
+        "127.0.0.0/8,::1",
+        description="Comma-separated peer addresses or networks allowed to connect to the AudioSocket port "
+        "(AudioSocket has no credentials); * = any.",
+    )
+
+    # WebRTC softphones (POST /v1/webrtc/offer)
+    webrtc_token: str | None = Field(
+        None, description="Bearer token softphones present on POST /v1/webrtc/offer; unset = open."
+    )
+    webrtc_max_calls: int = Field(20, ge=1, description="Most WebRTC peer connections open at once (503 above).")
+    webrtc_max_offer_bytes: int = Field(65536, ge=1024, description="Largest offer request body (413 above).")
+    webrtc_stun_urls: str = Field(
+        "", description="Comma-separated STUN URLs for the server's ICE candidates (default: host candidates only)."
     )
 
     # ASR

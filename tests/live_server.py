@@ -19,6 +19,13 @@ from stream_server.simulator import default_url
 
 API_TOKEN = "test-api-token"
 TWILIO_AUTH_TOKEN = "test-twilio-auth-token"
+STREAM_TOKEN = "test-stream-token"  # jambonz listen / mod_audio_fork (/v1/media/stream)
+AUDIOHOOK_API_KEY = "test-audiohook-api-key"
+AUDIOHOOK_CLIENT_SECRET = "dGVzdC1hdWRpb2hvb2stY2xpZW50LXNlY3JldA=="  # base64, as Genesys shows it
+AUDIOHOOK_AUTH_TOKEN = f"{AUDIOHOOK_API_KEY}:{AUDIOHOOK_CLIENT_SECRET}"  # simulate --auth-token
+TELNYX_STREAM_TOKEN = "test-telnyx-stream-token"
+VONAGE_TOKEN = "test-vonage-token"
+WEBRTC_TOKEN = "test-webrtc-token"
 
 
 def free_port() -> int:
@@ -66,6 +73,12 @@ def start_server(data_dir: Path, extra_env: dict[str, str] | None = None, timeou
             "STREAM_SERVER_AUDIOSOCKET_PORT": str(audiosocket_port),
             "STREAM_SERVER_API_TOKEN": API_TOKEN,
             "STREAM_SERVER_TWILIO_AUTH_TOKEN": TWILIO_AUTH_TOKEN,
+            "STREAM_SERVER_STREAM_TOKEN": STREAM_TOKEN,
+            "STREAM_SERVER_AUDIOHOOK_API_KEY": AUDIOHOOK_API_KEY,
+            "STREAM_SERVER_AUDIOHOOK_CLIENT_SECRET": AUDIOHOOK_CLIENT_SECRET,
+            "STREAM_SERVER_TELNYX_STREAM_TOKEN": TELNYX_STREAM_TOKEN,
+            "STREAM_SERVER_VONAGE_TOKEN": VONAGE_TOKEN,
+            "STREAM_SERVER_WEBRTC_TOKEN": WEBRTC_TOKEN,
             "STREAM_SERVER_LOG_LEVEL": "info",
         }
     )

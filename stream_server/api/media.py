@@ -7,12 +7,13 @@ new adapter module and a route here, never a change to the pipeline.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from typing import Protocol
+from typing import Any, Protocol
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
-from ..media import twilio
+from ..media import audiohook, l16_stream, telnyx, twilio, vonage
 from ..media.errors import MalformedMessage, UnsupportedStream
 from ..media.events import AdapterOutput, Audio, CallEnded, CallStarted, Reply
 from ..pipeline.session import CallSession
@@ -78,6 +79,121 @@ async def twilio_media(websocket: WebSocket) -> None:
     await run_media_stream(websocket, twilio.TwilioMediaStream())
 
 
+FIRST_MESSAGE_TIMEOUT_S = 10.0
+
+
+@router.websocket("/v1/media/telnyx")
+async def telnyx_media(websocket: WebSocket) -> None:
+    """Telnyx sends its `stream_auth_token` as the x-telnyx-streaming-auth-token header and in
+    the `connected` frame. The header decides when present (a proxy may strip it: then the
+    first frame must be a `connected` that carries the token)."""
+    settings = websocket.app.state.settings
+    await websocket.accept()
+    adapter = telnyx.TelnyxMediaStream()
+    expected = settings.telnyx_stream_token
+    if expected:
+        header = websocket.headers.get(telnyx.TOKEN_HEADER)
+        if header is None:  # no header: the first frame must be `connected` with the token
+            try:
+                message = await asyncio.wait_for(websocket.receive(), FIRST_MESSAGE_TIMEOUT_S)
+            except TimeoutError:
+                message = {}
+            data = message.get("text") or message.get("bytes") or b""
+            if message.get("type") == "websocket.disconnect":
+                return
+            header = telnyx.connected_token(data) if len(data) <= settings.max_message_bytes else None
+        if not telnyx.token_matches(expected, header):
+            log.warning("telnyx: rejected stream with %s stream token", "a wrong" if header else "no")
+            await close_quietly(websocket, POLICY_VIOLATION, "invalid stream auth token")
+            return
+    await run_media_stream(websocket, adapter)
+
+
+@router.websocket("/v1/media/vonage")
+async def vonage_media(websocket: WebSocket) -> None:
+    settings = websocket.app.state.settings
+    await websocket.accept()
+    if settings.vonage_token:
+        query_token = websocket.query_params.get("token")
+        authorization = websocket.headers.get("authorization")
+        if not vonage.token_matches(settings.vonage_token, query_token, authorization):
+            log.warning("vonage: rejected stream with %s token", "a wrong" if query_token or authorization else "no")
+            await close_quietly(websocket, POLICY_VIOLATION, "invalid token")
+            return
+    await run_media_stream(websocket, vonage.VonageMediaStream())
+
+
+AUDIOHOOK_REFUSAL_WAIT_S = 5.0
+
+
+@router.websocket("/v1/media/audiohook")
+async def audiohook_media(websocket: WebSocket) -> None:
+    """Genesys AudioHook: auth failures are answered in-protocol (`disconnect` unauthorized to the
+    client's first message, as the reference server does), so the socket is always accepted; a
+    refused client gets AUDIOHOOK_REFUSAL_WAIT_S to send it, then the answer comes anyway."""
+    settings = websocket.app.state.settings
+    await websocket.accept()
+    headers = websocket.headers
+    refusal = organization_id = None
+    if settings.audiohook_api_key:
+        url = public_websocket_url(websocket, settings.public_url)
+        target = websocket.url.path + (f"?{websocket.url.query}" if websocket.url.query else "")
+        request = audiohook.UpgradeRequest(audiohook.http_url(url), target, headers)
+        refusal = audiohook.check_upgrade(request, settings.audiohook_api_key, settings.audiohook_client_secret)
+        organization_id = headers.get("audiohook-organization-id", "")
+        if refusal:
+            log.warning("audiohook: refusing session %s: %s", headers.get("audiohook-session-id", "?")[:64], refusal)
+    adapter = audiohook.AudioHookSession(headers.get("audiohook-session-id"), organization_id, refusal)
+    if refusal:
+        try:
+            message = await asyncio.wait_for(websocket.receive(), AUDIOHOOK_REFUSAL_WAIT_S)
+        except TimeoutError:
+            message = {"type": "websocket.receive", "text": ""}
+        if message["type"] != "websocket.disconnect":
+            data = message.get("text")
+            for reply in adapter.feed(data if data is not None else message.get("bytes") or b""):
+                if isinstance(reply, Reply):
+                    await send_quietly(websocket, reply.data)
+            await close_quietly(websocket, NORMAL)
+        return
+    await run_media_stream(websocket, adapter)
+
+
+@router.websocket("/v1/media/stream")
+async def l16_stream_media(websocket: WebSocket) -> None:
+    """jambonz `listen` / mod_audio_fork: the subprotocol the client offers is accepted; with
+    `stream_token` set, Bearer, Basic (token as password: jambonz `wsAuth`) or `?token=`."""
+    settings = websocket.app.state.settings
+    await websocket.accept(subprotocol=l16_stream.offered_subprotocol(websocket.scope.get("subprotocols") or []))
+    if settings.stream_token:
+        query_token = websocket.query_params.get("token")
+        authorization = websocket.headers.get("authorization")
+        if not l16_stream.token_matches(settings.stream_token, query_token, authorization):
+            log.warning("stream: rejected stream with %s token", "a wrong" if query_token or authorization else "no")
+            await close_quietly(websocket, POLICY_VIOLATION, "invalid token")
+            return
+    await run_media_stream(websocket, l16_stream.L16MediaStream())
+
+
+async def open_session(state: Any, carrier: str, started: CallStarted) -> CallSession:
+    """Create, start and register the CallSession of a new call (every carrier, any socket)."""
+    session = CallSession(state.services, started)
+    await session.start()
+    state.active_calls[session.call_id] = session
+    log.info("%s: call %s started (%s)", carrier, session.call_id, started.carrier_call_id)
+    return session
+
+
+async def close_session(state: Any, carrier: str, session: CallSession, end: CallEnded, bad_messages: int) -> None:
+    """End and unregister a call; the recording is closed whatever the reason."""
+    session.bad_messages = bad_messages
+    try:
+        await session.end(end)
+    finally:
+        state.active_calls.pop(session.call_id, None)
+    log.info("%s: call %s ended (%s)", carrier, session.call_id, end.reason)
+
+
 async def run_media_stream(websocket: WebSocket, adapter: MediaAdapter) -> None:
     """Pump one carrier socket into a CallSession until the call ends or the socket drops."""
     state = websocket.app.state
@@ -89,6 +205,10 @@ async def run_media_stream(websocket: WebSocket, adapter: MediaAdapter) -> None:
         while True:
             message = await websocket.receive()
             if message["type"] == "websocket.disconnect":
+                # Carriers with no goodbye message (Vonage) end a call by closing the socket.
+                on_close = getattr(adapter, "on_close", None)
+                if on_close is not None:
+                    end = on_close(message.get("code")) or end
                 break
             data = message.get("text")
             if data is None:
@@ -114,10 +234,7 @@ async def run_media_stream(websocket: WebSocket, adapter: MediaAdapter) -> None:
             finished = False
             for event in events:
                 if isinstance(event, CallStarted):
-                    session = CallSession(state.services, event)
-                    await session.start()
-                    state.active_calls[session.call_id] = session
-                    log.info("%s: call %s started (%s)", adapter.carrier, session.call_id, event.carrier_call_id)
+                    session = await open_session(state, adapter.carrier, event)
                 elif isinstance(event, Audio) and session is not None:
                     session.push_audio(event)
                 elif isinstance(event, Reply):
@@ -129,9 +246,4 @@ async def run_media_stream(websocket: WebSocket, adapter: MediaAdapter) -> None:
                 break
     finally:
         if session is not None:
-            session.bad_messages = bad_messages
-            try:
-                await session.end(end)
-            finally:
-                state.active_calls.pop(session.call_id, None)
-            log.info("%s: call %s ended (%s)", adapter.carrier, session.call_id, end.reason)
+            await close_session(state, adapter.carrier, session, end, bad_messages)

@@ -31,6 +31,17 @@ def pcm16_to_ulaw(pcm16: bytes) -> bytes:
     return audioop.lin2ulaw(pcm16, SAMPLE_WIDTH)
 
 
+def swap16(pcm: bytes) -> bytes:
+    """Swap the byte order of 16-bit samples: big-endian L16 (RTP network order) ⇄ little-endian
+    PCM; the same call converts either way. The length must be even."""
+    return audioop.byteswap(pcm, SAMPLE_WIDTH)
+
+
+def mix_pcm16(a: bytes, b: bytes) -> bytes:
+    """Sum two equal-length 16-bit PCM signals, clipping instead of wrapping (one mixed leg)."""
+    return audioop.add(a, b, SAMPLE_WIDTH)
+
+
 SILENCE_DBFS = -90.0
 
 

@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import os
 import socket
 import subprocess
 import sys
 import time
+import wave
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import httpx
+import numpy as np
 import websockets
 
+from stream_server.media.events import CallStarted
 from stream_server.simulator import default_url
 
 API_TOKEN = "test-api-token"
@@ -112,6 +118,94 @@ def stop_server(server: LiveServer) -> None:
         server.process.wait(timeout=60)
     except subprocess.TimeoutExpired:
         server.process.kill()
+
+
+# -- what a test asks of a running server --------------------------------------------------
+
+
+async def close_code(ws: websockets.ClientConnection, timeout: float = 30) -> int | None:
+    """Drain whatever the server still sends on `ws` until it closes; its close code."""
+    try:
+        while True:
+            await asyncio.wait_for(ws.recv(), timeout)
+    except websockets.ConnectionClosed:
+        pass
+    return ws.close_code
+
+
+def find_call(server: LiveServer, **match: object) -> dict | None:
+    """The stored call (from `/v1/calls`) whose fields equal `match`, e.g. `stream_id=sid`; else None."""
+    with server.client() as http:
+        for call in http.get("/v1/calls", params={"limit": 500}).json():
+            if all(call.get(key) == value for key, value in match.items()):
+                return call
+    return None
+
+
+async def wait_for_call_end(server: LiveServer, timeout: float = 60, **match: object) -> dict:
+    """Poll `find_call(server, **match)` until that call is stored and no longer active."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        call = find_call(server, **match)
+        if call and call["status"] != "active":
+            return call
+        await asyncio.sleep(0.25)
+    raise AssertionError(f"call {match} did not end in {timeout}s")
+
+
+class Recording(NamedTuple):
+    """A call's recording WAV, decoded: 16-bit samples, interleaved when there are two channels."""
+
+    channels: int
+    rate: int
+    samples: np.ndarray
+
+    @property
+    def frames(self) -> bytes:
+        """The raw little-endian PCM16 frames, as the WAV holds them."""
+        return self.samples.tobytes()
+
+
+def fetch_recording(server: LiveServer, call_id: str, track: str | None = None) -> Recording:
+    """GET `/v1/calls/{call_id}/recording.wav` (one `track`, or all tracks) and decode it."""
+    with server.client() as http:
+        response = http.get(f"/v1/calls/{call_id}/recording.wav", params={"track": track} if track else {})
+    assert response.status_code == 200, response.text
+    with wave.open(io.BytesIO(response.content)) as wav:
+        pcm = wav.readframes(wav.getnframes())
+        return Recording(wav.getnchannels(), wav.getframerate(), np.frombuffer(pcm, dtype="<i2"))
+
+
+# Frames no JSON carrier parser may accept: not JSON, not an object, binary, a start without its body.
+MALFORMED_FRAMES: tuple[str | bytes, ...] = ("{not json", "[1, 2, 3]", b"\x00\x01binary", json.dumps({"event": "start"}))
+
+
+def assert_media_held_until_start(stream: Any, media: list[dict], start: dict, times: list[float]) -> None:
+    """A carrier parser (`stream.feed`) holds `media` sent before `start`: nothing comes out
+    until the start, which yields CallStarted and then the held audio at `times`."""
+    for message in media:
+        assert stream.feed(json.dumps(message)) == []
+    events = stream.feed(json.dumps(start))
+    assert isinstance(events[0], CallStarted)
+    assert [e.t for e in events[1:]] == times
+
+
+ALERT_METADATA_KEYS = ("utm_source", "tracking_number", "from")
+
+
+def assert_text_alerts(run: CallRun, metadata: Mapping[str, str] | None = None,
+                       track: str = "caller") -> list[dict]:
+    """The run's text-rule alerts: at least one, each for this call and `track`, an insult or
+    threat, and carrying the call's `metadata` (its ALERT_METADATA_KEYS) when given."""
+    text_alerts = [a for a in run.of_type("alert") if a["rule"] == "text"]
+    assert text_alerts, f"no alert; transcript: {[e['text'] for e in run.of_type('transcript.final')]}"
+    for alert in text_alerts:
+        assert alert["call_id"] == run.call_id
+        assert alert["track"] == track
+        assert alert["category"] in ("insult", "threat")
+        for key in ALERT_METADATA_KEYS if metadata is not None else ():
+            assert alert["metadata"][key] == metadata[key], key
+    return text_alerts
 
 
 @dataclass

@@ -5,11 +5,9 @@ Message shapes and the signature example follow purecloudlabs/audiohook-referenc
 """
 
 import asyncio
-import io
 import json
 import time
 import uuid
-import wave
 
 import numpy as np
 import pytest
@@ -19,7 +17,12 @@ from live_server import (
     AUDIOHOOK_API_KEY,
     AUDIOHOOK_AUTH_TOKEN,
     AUDIOHOOK_CLIENT_SECRET,
+    assert_text_alerts,
+    close_code,
+    fetch_recording,
+    find_call,
     run_calls,
+    wait_for_call_end,
 )
 from starlette.datastructures import Headers
 
@@ -35,7 +38,7 @@ from stream_server.media.audiohook import (
 )
 from stream_server.media.codecs import pcm16_to_ulaw, ulaw_to_pcm16
 from stream_server.media.events import CallEnded, CallStarted, Reply
-from stream_server.media.twilio import MAX_PARAMETER_CHARS
+from stream_server.media.metadata import MAX_PARAMETER_CHARS
 from stream_server.simulator import SimulatedCall
 from stream_server.simulator.audiohook import (
     ClientSession,
@@ -478,36 +481,7 @@ class Peer:
         return await self.recv()
 
     async def closed_code(self) -> int:
-        try:
-            while True:
-                await asyncio.wait_for(self.ws.recv(), 30)
-        except websockets.ConnectionClosed:
-            pass
-        return self.ws.close_code
-
-
-def _stored(server, session_id):
-    with server.client() as http:
-        for call in http.get("/v1/calls", params={"limit": 500}).json():
-            if call["stream_id"] == session_id:
-                return call
-    return None
-
-
-async def _wait_for_end(server, session_id, timeout=60):
-    for _ in range(int(timeout * 4)):
-        call = _stored(server, session_id)
-        if call and call["status"] != "active":
-            return call
-        await asyncio.sleep(0.25)
-    raise AssertionError("call did not end")
-
-
-def _recording(server, call_id, track) -> bytes:
-    with server.client() as http:
-        audio = http.get(f"/v1/calls/{call_id}/recording.wav", params={"track": track}).content
-    with wave.open(io.BytesIO(audio)) as wav:
-        return wav.readframes(wav.getnframes())
+        return await close_code(self.ws)
 
 
 def test_full_signed_session_over_a_socket_is_recorded_with_its_gap(live_server):
@@ -534,7 +508,7 @@ def test_full_signed_session_over_a_socket_is_recorded_with_its_gap(live_server)
             closed = await peer.recv()
             assert closed["type"] == "closed" and closed["clientseq"] == peer.client.seq
             code = await peer.closed_code()
-        return code, await _wait_for_end(live_server, peer.client.session_id), peer
+        return code, await wait_for_call_end(live_server, stream_id=peer.client.session_id), peer
 
     code, stored, peer = asyncio.run(scenario())
     assert code == 1000
@@ -544,9 +518,9 @@ def test_full_signed_session_over_a_socket_is_recorded_with_its_gap(live_server)
     assert sorted(stored["tracks"]) == ["agent", "caller"]
     silence = b"\x00\x00" * 4000  # the 0.5 s on hold
     caller = ulaw_to_pcm16(CALLER_ULAW)
-    assert _recording(live_server, stored["id"], "caller") == caller * 5 + silence + caller * 5
+    assert fetch_recording(live_server, stored["id"], "caller").frames == caller * 5 + silence + caller * 5
     agent = ulaw_to_pcm16(AGENT_ULAW)
-    assert _recording(live_server, stored["id"], "agent") == agent * 5 + silence + agent * 5
+    assert fetch_recording(live_server, stored["id"], "agent").frames == agent * 5 + silence + agent * 5
 
 
 @pytest.mark.parametrize(
@@ -570,7 +544,7 @@ def test_unauthenticated_session_is_disconnected_unauthorized_and_no_call_is_mad
     assert reply["type"] == "disconnect" and reply["parameters"]["reason"] == "unauthorized"
     assert reply["id"] == session_id and reply["clientseq"] == 1
     assert code == 1000
-    assert _stored(live_server, session_id) is None
+    assert find_call(live_server, stream_id=session_id) is None
 
 
 def test_a_refused_client_that_sends_nothing_is_still_answered_and_closed(live_server):
@@ -621,14 +595,14 @@ def test_protocol_errors_mid_call_disconnect_and_keep_the_recording(live_server,
                 await peer.ws.send(_stereo()[:-1])
             reply = await peer.recv()
             code = await peer.closed_code()
-        return reply, code, await _wait_for_end(live_server, peer.client.session_id)
+        return reply, code, await wait_for_call_end(live_server, stream_id=peer.client.session_id)
 
     reply, code, stored = asyncio.run(scenario())
     assert reply["type"] == "disconnect" and reply["parameters"]["reason"] == "error"
     assert info in reply["parameters"]["info"]
     assert code == 1000
     assert stored["status"] == "interrupted" and stored["end_reason"] == "protocol_error"
-    assert _recording(live_server, stored["id"], "caller") == ulaw_to_pcm16(CALLER_ULAW) * 3
+    assert fetch_recording(live_server, stored["id"], "caller").frames == ulaw_to_pcm16(CALLER_ULAW) * 3
 
 
 def test_oversize_text_frame_is_refused_and_the_call_kept(live_server):
@@ -640,12 +614,12 @@ def test_oversize_text_frame_is_refused_and_the_call_kept(live_server):
             assert (await peer.recv())["type"] == "pong"  # the frame was taken before the big one
             await peer.ws.send(json.dumps({"pad": "x" * 70_000}))
             code = await peer.closed_code()
-        return code, await _wait_for_end(live_server, peer.client.session_id)
+        return code, await wait_for_call_end(live_server, stream_id=peer.client.session_id)
 
     code, stored = asyncio.run(scenario())
     assert code == 1009
     assert stored["status"] == "interrupted"
-    assert _recording(live_server, stored["id"], "agent") == ulaw_to_pcm16(AGENT_ULAW)
+    assert fetch_recording(live_server, stored["id"], "agent").frames == ulaw_to_pcm16(AGENT_ULAW)
 
 
 def test_audio_before_open_over_a_socket_is_a_disconnect_error_and_no_call(live_server):
@@ -657,7 +631,7 @@ def test_audio_before_open_over_a_socket_is_a_disconnect_error_and_no_call(live_
     reply, code, session_id = asyncio.run(scenario())
     assert reply["type"] == "disconnect" and reply["parameters"]["reason"] == "error"
     assert "before 'opened'" in reply["parameters"]["info"] and code == 1000
-    assert _stored(live_server, session_id) is None
+    assert find_call(live_server, stream_id=session_id) is None
 
 
 def test_connection_probe_over_a_socket_is_opened_and_closed_without_a_call(live_server):
@@ -669,7 +643,7 @@ def test_connection_probe_over_a_socket_is_opened_and_closed_without_a_call(live
 
     opened, closed, code, session_id = asyncio.run(scenario())
     assert opened["type"] == "opened" and closed["type"] == "closed" and code == 1000
-    assert _stored(live_server, session_id) is None
+    assert find_call(live_server, stream_id=session_id) is None
 
 
 def test_abusive_call_over_audiohook_alerts_with_its_metadata(live_server):
@@ -680,14 +654,7 @@ def test_abusive_call_over_audiohook_alerts_with_its_metadata(live_server):
     assert run.ended["status"] == "ended", run.simulate_output
     result = json.loads(run.simulate_output.strip().splitlines()[-1])
     assert result["completed"] is True and result["close_code"] == 1000
-    text_alerts = [a for a in run.of_type("alert") if a["rule"] == "text"]
-    assert text_alerts, [e["text"] for e in run.of_type("transcript.final")]
-    for alert in text_alerts:
-        assert alert["call_id"] == run.call_id
-        assert alert["track"] == "caller"
-        assert alert["category"] in ("insult", "threat")
-        for key in ("utm_source", "tracking_number", "from"):
-            assert alert["metadata"][key] == call.metadata[key]
+    assert_text_alerts(run, call.metadata)
     [started] = run.of_type("call.started")
     assert started["metadata"]["from"] == call.metadata["from"]
     with live_server.client() as http:

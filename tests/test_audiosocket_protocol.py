@@ -2,20 +2,25 @@
 socket against the live server's AudioSocket port, then one abusive fixture call end to end."""
 
 import asyncio
-import io
 import json
 import socket
 import struct
 import sys
 import time
 import uuid
-import wave
 
 import numpy as np
 import pytest
 import websockets
 from fixture_calls import load_call, simulate_args
-from live_server import free_port
+from live_server import (
+    CallRun,
+    assert_text_alerts,
+    fetch_recording,
+    find_call,
+    free_port,
+    wait_for_call_end,
+)
 
 from stream_server.api.audiosocket_server import (
     AudioSocketServer,
@@ -178,52 +183,28 @@ async def _open(server):
     return await asyncio.open_connection("127.0.0.1", server.audiosocket_port)
 
 
-def _call(server, call_id):
-    with server.client() as http:
-        for call in http.get("/v1/calls", params={"limit": 500}).json():
-            if call["carrier_call_id"] == str(call_id):
-                return call
-    return None
-
-
-async def _wait_for_call_end(server, call_id, timeout=60):
-    for _ in range(int(timeout * 4)):
-        call = _call(server, call_id)
-        if call and call["status"] != "active":
-            return call
-        await asyncio.sleep(0.25)
-    raise AssertionError("call did not end")
-
-
-def _recording(server, call_id):
-    with server.client() as http:
-        response = http.get(f"/v1/calls/{call_id}/recording.wav")
-    assert response.status_code == 200
-    with wave.open(io.BytesIO(response.content)) as wav:
-        return wav.getnchannels(), wav.getframerate(), np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2")
-
-
 async def _read_to_eof(reader, timeout=15) -> bytes:
     return await asyncio.wait_for(reader.read(), timeout)
 
 
+async def _send_and_hang_up(server, call_id: uuid.UUID, data: bytes, settle: float = 0) -> dict:
+    """Write `data` on a fresh connection, close it `settle` seconds later (what app_audiosocket
+    does when the channel hangs up), and wait for the stored call to end."""
+    _, writer = await _open(server)
+    writer.write(data)
+    await writer.drain()
+    await asyncio.sleep(settle)
+    writer.close()
+    return await wait_for_call_end(server, carrier_call_id=str(call_id))
+
+
 def test_a_call_closed_by_asterisk_between_frames_is_completed_and_recorded(live_server):
     call_id = uuid.uuid4()
-
-    async def scenario():
-        _, writer = await _open(live_server)
-        writer.write(uuid_frame(call_id))
-        for _ in range(50):
-            writer.write(slin(1000))
-        writer.write(frame(0x03, b"7"))
-        await writer.drain()
-        writer.close()  # what app_audiosocket does when the channel hangs up
-        return await _wait_for_call_end(live_server, call_id)
-
-    stored = asyncio.run(scenario())
+    data = uuid_frame(call_id) + slin(1000) * 50 + frame(0x03, b"7")  # the last frame whole, then a DTMF
+    stored = asyncio.run(_send_and_hang_up(live_server, call_id, data))
     assert stored["status"] == "ended" and stored["end_reason"] == "completed"
     assert stored["carrier"] == "audiosocket" and stored["tracks"] == ["caller"]
-    channels, rate, samples = _recording(live_server, stored["id"])
+    channels, rate, samples = fetch_recording(live_server, stored["id"])
     assert channels == 1 and rate == 8000 and len(samples) == 50 * 160 and (samples == 1000).all()
 
 
@@ -235,11 +216,11 @@ def test_hangup_frame_completes_the_call_and_the_server_closes(live_server):
         writer.write(uuid_frame(call_id) + slin(5, 320, kind=0x12) * 10 + frame(0x00))
         rest = await _read_to_eof(reader)
         writer.close()
-        return rest, await _wait_for_call_end(live_server, call_id)
+        return rest, await wait_for_call_end(live_server, carrier_call_id=str(call_id))
 
     rest, stored = asyncio.run(scenario())
     assert rest == b"" and stored["end_reason"] == "completed"
-    _, rate, samples = _recording(live_server, stored["id"])
+    _, rate, samples = fetch_recording(live_server, stored["id"])
     assert rate == 16000 and len(samples) == 10 * 320
 
 
@@ -254,11 +235,11 @@ def test_garbage_is_survived_and_every_valid_frame_is_recorded(live_server):
             writer.write(data[i : i + 37])
             await writer.drain()
         writer.close()
-        return await _wait_for_call_end(live_server, call_id)
+        return await wait_for_call_end(live_server, carrier_call_id=str(call_id))
 
     stored = asyncio.run(scenario())
     assert stored["status"] == "ended" and stored["stats"]["bad_messages"] == 1
-    assert len(_recording(live_server, stored["id"])[2]) == 49 * 160
+    assert len(fetch_recording(live_server, stored["id"]).samples) == 49 * 160
 
 
 @pytest.mark.parametrize("data", [slin(1), frame(0x01, b"\x01" * 15)], ids=["audio-before-uuid", "short-uuid"])
@@ -281,27 +262,20 @@ def test_oversized_frame_closes_with_an_error_frame_and_keeps_the_recording(live
         writer.write(uuid_frame(call_id) + slin(4) * 10 + struct.pack("!BH", 0x10, 20000) + b"\x00" * 20000)
         reply = await _read_to_eof(reader)
         writer.close()
-        return reply, await _wait_for_call_end(live_server, call_id)
+        return reply, await wait_for_call_end(live_server, carrier_call_id=str(call_id))
 
     reply, stored = asyncio.run(scenario())
     assert reply == frame(0xFF, bytes([ERROR_PROTOCOL]))
     assert stored["status"] == "interrupted" and stored["end_reason"] == "protocol_error"
-    assert len(_recording(live_server, stored["id"])[2]) == 10 * 160
+    assert len(fetch_recording(live_server, stored["id"]).samples) == 10 * 160
 
 
 def test_truncated_frame_at_eof_marks_the_call_disconnected_and_keeps_the_recording(live_server):
     call_id = uuid.uuid4()
-
-    async def scenario():
-        _, writer = await _open(live_server)
-        writer.write(uuid_frame(call_id) + slin(6) * 10 + slin(6)[:100])
-        await writer.drain()
-        writer.close()
-        return await _wait_for_call_end(live_server, call_id)
-
-    stored = asyncio.run(scenario())
+    data = uuid_frame(call_id) + slin(6) * 10 + slin(6)[:100]  # EOF inside the eleventh frame
+    stored = asyncio.run(_send_and_hang_up(live_server, call_id, data))
     assert stored["status"] == "interrupted" and stored["end_reason"] == "disconnected"
-    assert len(_recording(live_server, stored["id"])[2]) == 10 * 160
+    assert len(fetch_recording(live_server, stored["id"]).samples) == 10 * 160
 
 
 def test_a_reset_connection_marks_the_call_disconnected_and_keeps_the_recording(live_server):
@@ -312,32 +286,23 @@ def test_a_reset_connection_marks_the_call_disconnected_and_keeps_the_recording(
         writer.write(uuid_frame(call_id) + slin(7) * 20)
         await writer.drain()
         for _ in range(40):  # let the server read it all before the reset
-            if _call(live_server, call_id):
+            if find_call(live_server, carrier_call_id=str(call_id)):
                 break
             await asyncio.sleep(0.25)
         await asyncio.sleep(0.5)
         sock = writer.get_extra_info("socket")
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         writer.transport.abort()  # RST
-        return await _wait_for_call_end(live_server, call_id)
+        return await wait_for_call_end(live_server, carrier_call_id=str(call_id))
 
     stored = asyncio.run(scenario())
     assert stored["status"] == "interrupted" and stored["end_reason"] == "disconnected"
-    assert len(_recording(live_server, stored["id"])[2]) == 20 * 160
+    assert len(fetch_recording(live_server, stored["id"]).samples) == 20 * 160
 
 
 def test_uuid_without_audio_still_records_the_call(live_server):
     call_id = uuid.uuid4()
-
-    async def scenario():
-        _, writer = await _open(live_server)
-        writer.write(uuid_frame(call_id))
-        await writer.drain()
-        await asyncio.sleep(0.3)
-        writer.close()
-        return await _wait_for_call_end(live_server, call_id)
-
-    stored = asyncio.run(scenario())
+    stored = asyncio.run(_send_and_hang_up(live_server, call_id, uuid_frame(call_id), settle=0.3))
     assert stored["end_reason"] == "completed" and stored["duration"] == 0
 
 
@@ -383,10 +348,6 @@ def test_abusive_call_over_audiosocket_raises_a_text_alert_on_the_caller_track(l
     ended = next(e for e in events if e["type"] == "call.ended")
     assert ended["status"] == "ended" and ended["reason"] == "completed"
     assert ended["duration"] == pytest.approx(load_call("en_abusive").truth["duration"], abs=0.1)
-    text_alerts = [e for e in events if e["type"] == "alert" and e["rule"] == "text"]
-    assert text_alerts, [e["text"] for e in events if e["type"] == "transcript.final"]
-    for alert in text_alerts:
-        assert alert["call_id"] == call_id and alert["track"] == "caller"
-        assert alert["category"] in ("insult", "threat")
+    assert_text_alerts(CallRun("audiosocket_abusive", call_id, events))
     with live_server.client() as http:
         assert http.get(f"/v1/calls/{call_id}").json()["carrier_call_id"] == uuid_text

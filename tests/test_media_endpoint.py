@@ -8,9 +8,14 @@ import wave
 import httpx
 import pytest
 import websockets
-from live_server import API_TOKEN, TWILIO_AUTH_TOKEN
+from live_server import API_TOKEN, TWILIO_AUTH_TOKEN, close_code, wait_for_call_end
 
-from stream_server.simulator import SimulatedCall, media_message, signature_headers, start_message
+from stream_server.simulator import (
+    SimulatedCall,
+    media_message,
+    signature_headers,
+    start_message,
+)
 
 FRAME = b"\xff" * 160  # 20 ms of μ-law silence
 
@@ -18,31 +23,6 @@ FRAME = b"\xff" * 160  # 20 ms of μ-law silence
 async def _connect(server, token=TWILIO_AUTH_TOKEN, url=None):
     url = url or server.twilio_url
     return await websockets.connect(url, additional_headers=signature_headers(url, token))
-
-
-async def _close_code(ws) -> int:
-    try:
-        await asyncio.wait_for(ws.recv(), 30)
-    except websockets.ConnectionClosed:
-        pass
-    return ws.close_code
-
-
-def _stream_id_call(server, stream_sid):
-    with server.client() as http:
-        for call in http.get("/v1/calls", params={"limit": 500}).json():
-            if call["stream_id"] == stream_sid:
-                return call
-    return None
-
-
-async def _wait_for_call_end(server, stream_sid, timeout=60):
-    for _ in range(int(timeout * 4)):
-        call = _stream_id_call(server, stream_sid)
-        if call and call["status"] != "active":
-            return call
-        await asyncio.sleep(0.25)
-    raise AssertionError("call did not end")
 
 
 @pytest.mark.parametrize("token", [None, "wrong-token"])
@@ -53,7 +33,7 @@ def test_unsigned_or_wrongly_signed_stream_is_closed_with_1008(live_server, toke
             await ws.send(json.dumps(start_message(SimulatedCall(caller=b""))))
         except websockets.ConnectionClosed:
             pass
-        return await _close_code(ws)
+        return await close_code(ws)
 
     assert asyncio.run(scenario()) == 1008
 
@@ -68,7 +48,7 @@ def test_signature_is_checked_against_the_public_url_behind_a_proxy(live_server)
         call = SimulatedCall(caller=b"")
         await ws.send(json.dumps(start_message(call)))
         await ws.send(json.dumps({"event": "stop", "streamSid": call.stream_sid, "stop": {}}))
-        return await _close_code(ws)
+        return await close_code(ws)
 
     assert asyncio.run(scenario()) == 1000
 
@@ -92,8 +72,8 @@ def test_garbage_is_survived_and_every_valid_frame_is_recorded(live_server):
         await ws.send(json.dumps({"event": "dtmf", "streamSid": call.stream_sid, "dtmf": {"digit": "5"}}))
         await ws.send(json.dumps({"event": "mark", "streamSid": call.stream_sid, "mark": {"name": "m"}}))
         await ws.send(json.dumps({"event": "stop", "streamSid": call.stream_sid, "stop": {}}))
-        code = await _close_code(ws)
-        return code, await _wait_for_call_end(live_server, call.stream_sid)
+        code = await close_code(ws)
+        return code, await wait_for_call_end(live_server, stream_id=call.stream_sid)
 
     code, stored = asyncio.run(scenario())
     assert code == 1000
@@ -116,8 +96,8 @@ def test_too_many_malformed_messages_close_with_1007_and_keep_the_call(live_serv
             await ws.send(json.dumps(media_message(call, chunk + 1, "inbound", chunk, FRAME)))
         for _ in range(101):
             await ws.send("not json")
-        code = await _close_code(ws)
-        return code, ws.close_reason, await _wait_for_call_end(live_server, call.stream_sid)
+        code = await close_code(ws)
+        return code, ws.close_reason, await wait_for_call_end(live_server, stream_id=call.stream_sid)
 
     code, reason, stored = asyncio.run(scenario())
     assert code == 1007 and "malformed" in reason
@@ -134,7 +114,7 @@ def test_unsupported_encoding_is_closed_with_1003(live_server):
         start = start_message(SimulatedCall(caller=b""))
         start["start"]["mediaFormat"]["encoding"] = "audio/opus"
         await ws.send(json.dumps(start))
-        return await _close_code(ws), ws.close_reason
+        return await close_code(ws), ws.close_reason
 
     code, reason = asyncio.run(scenario())
     assert code == 1003 and "opus" in reason
@@ -145,7 +125,7 @@ def test_oversized_message_is_refused_with_1009(live_server):
         ws = await _connect(live_server)
         await ws.send(json.dumps(start_message(SimulatedCall(caller=b""))))
         await ws.send("x" * 200_000)
-        return await _close_code(ws)
+        return await close_code(ws)
 
     assert asyncio.run(scenario()) == 1009
 
@@ -154,7 +134,7 @@ def test_supervisor_feed_and_api_require_the_token(live_server):
     async def scenario():
         url = live_server.supervisor_url.replace(API_TOKEN, "wrong")
         ws = await websockets.connect(url)
-        return await _close_code(ws)
+        return await close_code(ws)
 
     assert asyncio.run(scenario()) == 1008
     assert httpx.get(f"{live_server.http}/v1/calls").status_code == 401
@@ -200,8 +180,8 @@ def test_reordered_and_duplicated_frames_are_recorded_once_in_order(live_server)
         for seq, i in enumerate(order):
             await ws.send(json.dumps(media_message(call, seq + 2, "inbound", i + 1, frames[i])))
         await ws.send(json.dumps({"event": "stop", "streamSid": call.stream_sid, "stop": {}}))
-        await _close_code(ws)
-        return await _wait_for_call_end(live_server, call.stream_sid)
+        await close_code(ws)
+        return await wait_for_call_end(live_server, stream_id=call.stream_sid)
 
     stored = asyncio.run(scenario())
     assert stored["stats"]["caller"]["stale_frames"] == 2
@@ -220,8 +200,8 @@ def test_the_third_call_from_one_number_in_a_day_raises_a_repeat_caller_alert(li
         ws = await _connect(live_server)
         await ws.send(json.dumps(start_message(call)))
         await ws.send(json.dumps({"event": "stop", "streamSid": call.stream_sid, "stop": {}}))
-        await _close_code(ws)
-        return await _wait_for_call_end(live_server, call.stream_sid)
+        await close_code(ws)
+        return await wait_for_call_end(live_server, stream_id=call.stream_sid)
 
     calls = [asyncio.run(one_call()) for _ in range(3)]
     with live_server.client() as http:

@@ -4,15 +4,21 @@ fixture call end to end."""
 
 import asyncio
 import base64
-import io
 import json
-import wave
 
 import numpy as np
 import pytest
 import websockets
 from fixture_calls import load_call, simulate_args
-from live_server import STREAM_TOKEN, run_calls
+from live_server import (
+    STREAM_TOKEN,
+    assert_text_alerts,
+    close_code,
+    fetch_recording,
+    find_call,
+    run_calls,
+    wait_for_call_end,
+)
 
 from stream_server.media.errors import MalformedMessage, UnsupportedStream
 from stream_server.media.events import Audio, CallEnded, CallStarted
@@ -179,41 +185,6 @@ async def _connect(server, headers=None, subprotocols=("audio.jambonz.org",), qu
                                     subprotocols=list(subprotocols))
 
 
-async def _close_code(ws) -> int:
-    try:
-        while True:
-            await asyncio.wait_for(ws.recv(), 30)
-    except websockets.ConnectionClosed:
-        pass
-    return ws.close_code
-
-
-def _call_by_carrier_id(server, carrier_call_id):
-    with server.client() as http:
-        for call in http.get("/v1/calls", params={"limit": 500}).json():
-            if call["carrier_call_id"] == carrier_call_id:
-                return call
-    return None
-
-
-async def _wait_for_call_end(server, carrier_call_id, timeout=60):
-    for _ in range(int(timeout * 4)):
-        call = _call_by_carrier_id(server, carrier_call_id)
-        if call and call["status"] != "active":
-            return call
-        await asyncio.sleep(0.25)
-    raise AssertionError("call did not end")
-
-
-def _recording(server, call_id, track=None):
-    with server.client() as http:
-        params = {"track": track} if track else {}
-        response = http.get(f"/v1/calls/{call_id}/recording.wav", params=params)
-    assert response.status_code == 200
-    with wave.open(io.BytesIO(response.content)) as wav:
-        return wav.getnchannels(), wav.getframerate(), np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2")
-
-
 def _sid(name: str) -> str:
     return f"stream-test-{name}-{np.random.randint(1 << 30)}"
 
@@ -231,13 +202,13 @@ def test_valid_token_streams_a_stereo_call_that_ends_completed_on_a_normal_close
             await ws.send(_stereo(1000, -1000))
         await ws.send(json.dumps({"event": "dtmf", "dtmf": "1", "duration": 800}))
         await ws.close(1000)
-        return await _wait_for_call_end(live_server, sid)
+        return await wait_for_call_end(live_server, carrier_call_id=sid)
 
     stored = asyncio.run(scenario())
     assert stored["status"] == "ended" and stored["end_reason"] == "completed"
     assert stored["carrier"] == "stream" and stored["stream_id"] == sid
     assert stored["metadata"]["utm_source"] == "google" and stored["metadata"]["from"] == "+81312345678"
-    channels, rate, samples = _recording(live_server, stored["id"])
+    channels, rate, samples = fetch_recording(live_server, stored["id"])
     assert channels == 2 and rate == 8000 and len(samples) == 2 * 50 * 160
 
 
@@ -249,7 +220,7 @@ def test_missing_or_wrong_token_is_closed_with_1008(live_server, headers):
             await ws.send(json.dumps(_metadata(callSid=_sid("noauth"))))
         except websockets.ConnectionClosed:
             pass
-        return await _close_code(ws)
+        return await close_code(ws)
 
     assert asyncio.run(scenario()) == 1008
 
@@ -273,11 +244,11 @@ def test_caller_is_channel_0_and_agent_channel_1_in_the_recording(live_server):
         for _ in range(25):
             await ws.send(_stereo(1234, -4321, 320))
         await ws.close(1000)
-        return await _wait_for_call_end(live_server, sid)
+        return await wait_for_call_end(live_server, carrier_call_id=sid)
 
     stored = asyncio.run(scenario())
-    _, rate, caller = _recording(live_server, stored["id"], "caller")
-    _, _, agent = _recording(live_server, stored["id"], "agent")
+    _, rate, caller = fetch_recording(live_server, stored["id"], "caller")
+    _, _, agent = fetch_recording(live_server, stored["id"], "agent")
     assert rate == 16000 and len(caller) == len(agent) == 25 * 320
     assert (caller == 1234).all() and (agent == -4321).all()
 
@@ -296,11 +267,11 @@ def test_garbage_is_survived_and_every_valid_frame_is_recorded(live_server):
         for _ in range(49):
             await ws.send(_stereo(5, 6))
         await ws.close(1000)
-        return await _wait_for_call_end(live_server, sid)
+        return await wait_for_call_end(live_server, carrier_call_id=sid)
 
     stored = asyncio.run(scenario())
     assert stored["status"] == "ended" and stored["stats"]["bad_messages"] == 3
-    _, _, caller = _recording(live_server, stored["id"], "caller")
+    _, _, caller = fetch_recording(live_server, stored["id"], "caller")
     assert len(caller) == 50 * 160 and (caller == 5).all()
 
 
@@ -314,13 +285,13 @@ def test_too_many_malformed_messages_close_with_1007_and_keep_the_recording(live
             await ws.send(_mono(9))
         for _ in range(101):
             await ws.send(b"\x00")
-        code = await _close_code(ws)
-        return code, await _wait_for_call_end(live_server, sid)
+        code = await close_code(ws)
+        return code, await wait_for_call_end(live_server, carrier_call_id=sid)
 
     code, stored = asyncio.run(scenario())
     assert code == 1007
     assert stored["status"] == "interrupted" and stored["end_reason"] == "protocol_error"
-    channels, _, samples = _recording(live_server, stored["id"])
+    channels, _, samples = fetch_recording(live_server, stored["id"])
     assert channels == 1 and len(samples) == 10 * 160
 
 
@@ -328,7 +299,7 @@ def test_unsupported_sample_rate_is_closed_with_1003(live_server):
     async def scenario():
         ws = await _connect(live_server)
         await ws.send(json.dumps(_metadata(callSid=_sid("rate"), sampleRate=11025)))
-        return await _close_code(ws), ws.close_reason
+        return await close_code(ws), ws.close_reason
 
     code, reason = asyncio.run(scenario())
     assert code == 1003 and "11025" in reason
@@ -342,17 +313,17 @@ def test_oversized_frame_is_refused_with_1009_and_the_call_kept(live_server):
         await ws.send(json.dumps(_metadata(callSid=sid)))
         await ws.send(_stereo(1, 1))
         for _ in range(40):  # uvicorn drops frames still queued when it fails the connection
-            if _call_by_carrier_id(live_server, sid):
+            if find_call(live_server, carrier_call_id=sid):
                 break
             await asyncio.sleep(0.25)
         await asyncio.sleep(0.5)
         await ws.send(b"\x00" * 200_000)
-        return await _close_code(ws), await _wait_for_call_end(live_server, sid)
+        return await close_code(ws), await wait_for_call_end(live_server, carrier_call_id=sid)
 
     code, stored = asyncio.run(scenario())
     # uvicorn (ws_max_size) may refuse it before the adapter sees it: either way, not completed.
     assert code == 1009 and stored["status"] == "interrupted"
-    assert len(_recording(live_server, stored["id"], "caller")[2]) == 160
+    assert len(fetch_recording(live_server, stored["id"], "caller").samples) == 160
 
 
 def test_a_dropped_connection_keeps_the_recording_and_marks_the_call_interrupted(live_server):
@@ -365,11 +336,11 @@ def test_a_dropped_connection_keeps_the_recording_and_marks_the_call_interrupted
             await ws.send(_stereo(2, 3))
         await asyncio.sleep(0.5)
         ws.transport.abort()  # no closing handshake
-        return await _wait_for_call_end(live_server, sid)
+        return await wait_for_call_end(live_server, carrier_call_id=sid)
 
     stored = asyncio.run(scenario())
     assert stored["status"] == "interrupted" and stored["end_reason"] == "disconnected"
-    assert len(_recording(live_server, stored["id"], "caller")[2]) == 20 * 160
+    assert len(fetch_recording(live_server, stored["id"], "caller").samples) == 20 * 160
 
 
 # -- end to end ---------------------------------------------------------------------------
@@ -382,10 +353,4 @@ def test_abusive_call_over_jambonz_listen_raises_a_text_alert_with_the_call_meta
     started = run.of_type("call.started")[0]
     assert started["carrier"] == "stream" and started["tracks"] == ["caller", "agent"]
     assert run.ended["status"] == "ended" and run.ended["reason"] == "completed"
-    text_alerts = [a for a in run.of_type("alert") if a["rule"] == "text"]
-    assert text_alerts, f"no alert; transcript: {[e['text'] for e in run.of_type('transcript.final')]}"
-    for alert in text_alerts:
-        assert alert["call_id"] == run.call_id and alert["track"] == "caller"
-        assert alert["category"] in ("insult", "threat")
-        for key in ("utm_source", "tracking_number", "from"):
-            assert alert["metadata"][key] == call.metadata[key], key
+    assert_text_alerts(run, call.metadata)

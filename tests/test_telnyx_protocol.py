@@ -2,15 +2,23 @@
 socket against the live server (auth, documented sequence, garbage, an abusive call end to end)."""
 
 import asyncio
-import io
 import json
-import wave
 
 import numpy as np
 import pytest
 import websockets
 from fixture_calls import load_call, simulate_args
-from live_server import TELNYX_STREAM_TOKEN, run_calls
+from live_server import (
+    MALFORMED_FRAMES,
+    TELNYX_STREAM_TOKEN,
+    assert_media_held_until_start,
+    assert_text_alerts,
+    close_code,
+    fetch_recording,
+    find_call,
+    run_calls,
+    wait_for_call_end,
+)
 
 from stream_server.media.codecs import pcm16_to_ulaw, ulaw_to_pcm16
 from stream_server.media.errors import MalformedMessage, UnsupportedStream
@@ -162,12 +170,9 @@ def test_error_dtmf_mark_and_unknown_events_produce_nothing_and_do_not_end_the_c
 
 
 def test_media_before_start_is_held_and_released_after_start():
-    stream, call = TelnyxMediaStream(), _call()
-    assert stream.feed(json.dumps(media_message(call, 2, "inbound", 1, ULAW_FRAME))) == []
-    assert stream.feed(json.dumps(media_message(call, 3, "inbound", 2, ULAW_FRAME))) == []
-    events = stream.feed(json.dumps(start_message(call)))
-    assert isinstance(events[0], CallStarted)
-    assert [e.t for e in events[1:]] == [0.0, 0.02]
+    call = _call()
+    media = [media_message(call, 2, "inbound", 1, ULAW_FRAME), media_message(call, 3, "inbound", 2, ULAW_FRAME)]
+    assert_media_held_until_start(TelnyxMediaStream(), media, start_message(call), times=[0.0, 0.02])
 
 
 def test_time_comes_from_timestamp_else_chunk_else_back_to_back():
@@ -187,10 +192,7 @@ def test_time_comes_from_timestamp_else_chunk_else_back_to_back():
 @pytest.mark.parametrize(
     "message",
     [
-        "{not json",
-        "[1, 2, 3]",
-        b"\x00\x01binary",
-        json.dumps({"event": "start"}),
+        *MALFORMED_FRAMES,
         json.dumps({"event": "start", "start": {"media_format": "PCMU"}}),
         json.dumps({"event": "start", "start": {"media_format": {"encoding": "PCMU", "sample_rate": "fast"}}}),
     ],
@@ -247,38 +249,13 @@ def _url(server) -> str:
     return server.media_url("telnyx")
 
 
-async def _close_code(ws) -> int:
-    try:
-        while True:  # drain anything the server sends until it closes
-            await asyncio.wait_for(ws.recv(), 30)
-    except websockets.ConnectionClosed:
-        pass
-    return ws.close_code
-
-
-def _stored_call(server, stream_id):
-    with server.client() as http:
-        for call in http.get("/v1/calls", params={"limit": 500}).json():
-            if call["stream_id"] == stream_id:
-                return call
-    return None
-
-
-async def _wait_for_call_end(server, stream_id, timeout=60):
-    for _ in range(int(timeout * 4)):
-        call = _stored_call(server, stream_id)
-        if call and call["status"] != "active":
-            return call
-        await asyncio.sleep(0.25)
-    raise AssertionError("call did not end")
-
-
-def _recording(server, call_id, track=None) -> tuple[bytes, int]:
-    with server.client() as http:
-        response = http.get(f"/v1/calls/{call_id}/recording.wav", params={"track": track} if track else {})
-    assert response.status_code == 200, response.text
-    with wave.open(io.BytesIO(response.content)) as wav:
-        return wav.readframes(wav.getnframes()), wav.getframerate()
+async def _started_stream(server, call: SimulatedCall, frames: int) -> websockets.ClientConnection:
+    """An authenticated stream that has started `call` and sent `frames` inbound 20 ms silences."""
+    ws = await websockets.connect(_url(server), additional_headers=auth_headers(TELNYX_STREAM_TOKEN))
+    await ws.send(json.dumps(start_message(call)))
+    for chunk in range(1, frames + 1):
+        await ws.send(json.dumps(media_message(call, chunk + 1, "inbound", chunk, SILENCE)))
+    return ws
 
 
 @pytest.mark.parametrize(
@@ -297,10 +274,10 @@ def test_stream_without_the_right_token_is_closed_with_1008(live_server, header,
             await ws.send(json.dumps(media_message(call, 2, "inbound", 1, SILENCE)))
         except websockets.ConnectionClosed:
             pass
-        return await _close_code(ws)
+        return await close_code(ws)
 
     assert asyncio.run(scenario()) == 1008
-    assert _stored_call(live_server, call.stream_sid) is None  # nothing was recorded for it
+    assert find_call(live_server, stream_id=call.stream_sid) is None  # nothing was recorded for it
 
 
 def test_token_in_the_connected_frame_alone_is_accepted(live_server):
@@ -313,7 +290,7 @@ def test_token_in_the_connected_frame_alone_is_accepted(live_server):
         for chunk in range(1, 11):
             await ws.send(json.dumps(media_message(call, chunk + 1, "inbound", chunk, SILENCE)))
         await ws.send(json.dumps(stop_message(call, 20)))
-        return await _close_code(ws), await _wait_for_call_end(live_server, call.stream_sid)
+        return await close_code(ws), await wait_for_call_end(live_server, stream_id=call.stream_sid)
 
     code, stored = asyncio.run(scenario())
     assert code == 1000 and stored["status"] == "ended"
@@ -339,7 +316,7 @@ def test_documented_sequence_with_both_tracks_out_of_order_is_recorded_in_order(
                 await ws.send(json.dumps(media_message(call, seq, track, i + 1, frames[i])))
         await ws.send(json.dumps({"event": "dtmf", "stream_id": call.stream_sid, "dtmf": {"digit": "5"}}))
         await ws.send(json.dumps(stop_message(call, seq + 2)))
-        return await _close_code(ws), await _wait_for_call_end(live_server, call.stream_sid)
+        return await close_code(ws), await wait_for_call_end(live_server, stream_id=call.stream_sid)
 
     code, stored = asyncio.run(scenario())
     assert code == 1000
@@ -349,9 +326,9 @@ def test_documented_sequence_with_both_tracks_out_of_order_is_recorded_in_order(
     assert stored["metadata"]["from"] == "+81312345678" and stored["caller_number"] == "+81312345678"
     assert stored["metadata"]["tracking_number"] == "+81120000001"
     assert stored["stats"]["caller"]["stale_frames"] == 1 and stored["stats"]["agent"]["stale_frames"] == 1
-    recorded, _ = _recording(live_server, stored["id"], "caller")
+    recorded = fetch_recording(live_server, stored["id"], "caller").frames
     assert recorded == b"".join(ulaw_to_pcm16(f) for f in caller)
-    recorded, _ = _recording(live_server, stored["id"], "agent")
+    recorded = fetch_recording(live_server, stored["id"], "agent").frames
     assert recorded == b"".join(ulaw_to_pcm16(f) for f in agent)
 
 
@@ -366,12 +343,12 @@ def test_l16_at_16khz_is_recorded_at_16khz(live_server):
             frame = samples[i * 320 : (i + 1) * 320].astype(">i2").tobytes()
             await ws.send(json.dumps(media_message(call, i + 2, "inbound", i + 1, frame)))
         await ws.send(json.dumps(stop_message(call, 20)))
-        return await _close_code(ws), await _wait_for_call_end(live_server, call.stream_sid)
+        return await close_code(ws), await wait_for_call_end(live_server, stream_id=call.stream_sid)
 
     code, stored = asyncio.run(scenario())
     assert code == 1000
-    recorded, rate = _recording(live_server, stored["id"], "caller")
-    assert rate == 16000 and recorded == samples.astype("<i2").tobytes()
+    recording = fetch_recording(live_server, stored["id"], "caller")
+    assert recording.rate == 16000 and recording.frames == samples.astype("<i2").tobytes()
 
 
 def test_garbage_and_error_frames_are_survived_and_every_valid_frame_is_recorded(live_server):
@@ -394,7 +371,7 @@ def test_garbage_and_error_frames_are_survived_and_every_valid_frame_is_recorded
         for chunk in range(2, 51):
             await ws.send(json.dumps(media_message(call, chunk + 3, "inbound", chunk, SILENCE)))
         await ws.send(json.dumps(stop_message(call, 60)))
-        return await _close_code(ws), await _wait_for_call_end(live_server, call.stream_sid)
+        return await close_code(ws), await wait_for_call_end(live_server, stream_id=call.stream_sid)
 
     code, stored = asyncio.run(scenario())
     assert code == 1000
@@ -402,7 +379,7 @@ def test_garbage_and_error_frames_are_survived_and_every_valid_frame_is_recorded
     # event and Telnyx's own error frame are not the stream's fault and are not counted.
     assert stored["status"] == "ended" and stored["stats"]["bad_messages"] == 4
     assert stored["metadata"]["utm_source"] == "garbage-test"
-    recorded, _ = _recording(live_server, stored["id"])
+    recorded = fetch_recording(live_server, stored["id"]).frames
     assert len(recorded) == 50 * 160 * 2  # the held pre-start frame + chunks 2..50
 
 
@@ -410,19 +387,16 @@ def test_too_many_malformed_messages_close_with_1007_and_keep_the_call(live_serv
     call = _call()
 
     async def scenario():
-        ws = await websockets.connect(_url(live_server), additional_headers=auth_headers(TELNYX_STREAM_TOKEN))
-        await ws.send(json.dumps(start_message(call)))
-        for chunk in range(1, 11):
-            await ws.send(json.dumps(media_message(call, chunk + 1, "inbound", chunk, SILENCE)))
+        ws = await _started_stream(live_server, call, frames=10)
         for _ in range(101):
             await ws.send("not json")
-        code = await _close_code(ws)
-        return code, ws.close_reason, await _wait_for_call_end(live_server, call.stream_sid)
+        code = await close_code(ws)
+        return code, ws.close_reason, await wait_for_call_end(live_server, stream_id=call.stream_sid)
 
     code, reason, stored = asyncio.run(scenario())
     assert code == 1007 and "malformed" in reason
     assert stored["status"] == "interrupted" and stored["end_reason"] == "protocol_error"
-    recorded, _ = _recording(live_server, stored["id"])
+    recorded = fetch_recording(live_server, stored["id"]).frames
     assert len(recorded) == 10 * 160 * 2
 
 
@@ -430,7 +404,7 @@ def test_unsupported_encoding_is_closed_with_1003(live_server):
     async def scenario():
         ws = await websockets.connect(_url(live_server), additional_headers=auth_headers(TELNYX_STREAM_TOKEN))
         await ws.send(json.dumps(start_message(_call(), encoding="OPUS", sample_rate=16000)))
-        return await _close_code(ws), ws.close_reason
+        return await close_code(ws), ws.close_reason
 
     code, reason = asyncio.run(scenario())
     assert code == 1003 and "OPUS" in reason
@@ -440,18 +414,16 @@ def test_oversized_message_is_refused_with_1009_and_the_call_kept(live_server):
     call = _call()
 
     async def scenario():
-        ws = await websockets.connect(_url(live_server), additional_headers=auth_headers(TELNYX_STREAM_TOKEN))
-        await ws.send(json.dumps(start_message(call)))
-        await ws.send(json.dumps(media_message(call, 2, "inbound", 1, SILENCE)))
+        ws = await _started_stream(live_server, call, frames=1)
         await asyncio.sleep(0.5)  # uvicorn drops frames still queued when it fails the connection
         await ws.send(json.dumps(media_message(call, 3, "inbound", 2, b"\xff" * 100_000)))
-        return await _close_code(ws), await _wait_for_call_end(live_server, call.stream_sid)
+        return await close_code(ws), await wait_for_call_end(live_server, stream_id=call.stream_sid)
 
     code, stored = asyncio.run(scenario())
     assert code == 1009
     # uvicorn (ws_max_size) or the adapter loop refuses it: either way an abnormal end.
     assert stored["status"] == "interrupted" and stored["end_reason"] in ("message_too_big", "disconnected")
-    recorded, _ = _recording(live_server, stored["id"])
+    recorded = fetch_recording(live_server, stored["id"]).frames
     assert len(recorded) == 160 * 2
 
 
@@ -459,17 +431,14 @@ def test_dropped_connection_is_an_interrupted_call_with_its_recording(live_serve
     call = _call()
 
     async def scenario():
-        ws = await websockets.connect(_url(live_server), additional_headers=auth_headers(TELNYX_STREAM_TOKEN))
-        await ws.send(json.dumps(start_message(call)))
-        for chunk in range(1, 21):
-            await ws.send(json.dumps(media_message(call, chunk + 1, "inbound", chunk, SILENCE)))
+        ws = await _started_stream(live_server, call, frames=20)
         await asyncio.sleep(0.5)
         ws.transport.abort()  # no stop, no closing handshake
-        return await _wait_for_call_end(live_server, call.stream_sid)
+        return await wait_for_call_end(live_server, stream_id=call.stream_sid)
 
     stored = asyncio.run(scenario())
     assert stored["status"] == "interrupted" and stored["end_reason"] == "disconnected"
-    recorded, _ = _recording(live_server, stored["id"])
+    recorded = fetch_recording(live_server, stored["id"]).frames
     assert len(recorded) == 20 * 160 * 2
 
 
@@ -484,13 +453,6 @@ def test_abusive_call_over_telnyx_raises_a_text_alert_with_the_call_metadata(liv
     assert started["carrier"] == "telnyx" and "caller" in started["tracks"]
     assert started["carrier_call_id"].startswith("v3:")
     assert run.ended["status"] == "ended"
-    text_alerts = [a for a in run.of_type("alert") if a["rule"] == "text"]
-    assert text_alerts, f"no alert; transcript: {[e['text'] for e in run.of_type('transcript.final')]}"
-    for alert in text_alerts:
-        assert alert["call_id"] == run.call_id
-        assert alert["track"] == "caller"
-        assert alert["category"] in ("insult", "threat")
-        for key in ("utm_source", "tracking_number", "from"):
-            assert alert["metadata"][key] == truth.metadata[key], key
+    assert_text_alerts(run, truth.metadata)
     with live_server.client() as http:  # the outbound leg arrived as the agent track
         assert http.get(f"/v1/calls/{run.call_id}/recording.wav", params={"track": "agent"}).status_code == 200

@@ -4,12 +4,19 @@ import base64
 import json
 
 import pytest
+from live_server import MALFORMED_FRAMES, assert_media_held_until_start
 
 from stream_server.media.codecs import pcm16_to_ulaw, ulaw_to_pcm16
 from stream_server.media.errors import MalformedMessage, UnsupportedStream
 from stream_server.media.events import Audio, CallEnded, CallStarted
-from stream_server.media.twilio import MAX_PARAMETER_CHARS, TwilioMediaStream, verify_signature
-from stream_server.simulator import SimulatedCall, media_message, signature_headers, start_message
+from stream_server.media.metadata import MAX_PARAMETER_CHARS
+from stream_server.media.twilio import TwilioMediaStream, verify_signature
+from stream_server.simulator import (
+    SimulatedCall,
+    media_message,
+    signature_headers,
+    start_message,
+)
 
 ULAW_FRAME = pcm16_to_ulaw(b"\x10\x27" * 160)  # 20 ms of a constant 10000
 
@@ -72,21 +79,15 @@ def test_stop_ends_the_call_and_later_messages_are_ignored():
 
 
 def test_media_before_start_is_held_and_released_after_start():
-    stream, call = TwilioMediaStream(), _call()
-    assert stream.feed(json.dumps(media_message(call, 2, "inbound", 1, ULAW_FRAME))) == []
-    assert stream.feed(json.dumps(media_message(call, 3, "inbound", 2, ULAW_FRAME))) == []
-    events = _start(stream, call)
-    assert isinstance(events[0], CallStarted)
-    assert [e.t for e in events[1:]] == [0.0, 0.02]
+    call = _call()
+    media = [media_message(call, 2, "inbound", 1, ULAW_FRAME), media_message(call, 3, "inbound", 2, ULAW_FRAME)]
+    assert_media_held_until_start(TwilioMediaStream(), media, start_message(call), times=[0.0, 0.02])
 
 
 @pytest.mark.parametrize(
     "message",
     [
-        "{not json",
-        "[1, 2, 3]",
-        b"\x00\x01binary",
-        json.dumps({"event": "start"}),
+        *MALFORMED_FRAMES,
         json.dumps({"event": "start", "start": {"tracks": "inbound"}}),
     ],
 )

@@ -2,19 +2,25 @@
 socket against the live server (auth, documented sequence, garbage, an abusive call end to end)."""
 
 import asyncio
-import io
 import json
-import wave
 
 import numpy as np
 import pytest
 import websockets
 from fixture_calls import load_call, simulate_args
-from live_server import VONAGE_TOKEN, run_calls
+from live_server import (
+    VONAGE_TOKEN,
+    assert_text_alerts,
+    close_code,
+    fetch_recording,
+    find_call,
+    run_calls,
+    wait_for_call_end,
+)
 
 from stream_server.media.errors import MalformedMessage, UnsupportedStream
 from stream_server.media.events import Audio, CallEnded, CallStarted
-from stream_server.media.twilio import MAX_PARAMETER_CHARS
+from stream_server.media.metadata import MAX_PARAMETER_CHARS
 from stream_server.media.vonage import (
     VonageMediaStream,
     sample_rate_from_content_type,
@@ -178,38 +184,13 @@ def _url(server, token=VONAGE_TOKEN) -> str:
     return with_token(server.media_url("vonage"), token)
 
 
-async def _close_code(ws) -> int:
-    try:
-        while True:
-            await asyncio.wait_for(ws.recv(), 30)
-    except websockets.ConnectionClosed:
-        pass
-    return ws.close_code
-
-
-def _stored_call(server, carrier_call_id):
-    with server.client() as http:
-        for call in http.get("/v1/calls", params={"limit": 500}).json():
-            if call["carrier_call_id"] == carrier_call_id:
-                return call
-    return None
-
-
-async def _wait_for_call_end(server, carrier_call_id, timeout=60):
-    for _ in range(int(timeout * 4)):
-        call = _stored_call(server, carrier_call_id)
-        if call and call["status"] != "active":
-            return call
-        await asyncio.sleep(0.25)
-    raise AssertionError("call did not end")
-
-
-def _recording(server, call_id) -> tuple[bytes, int]:
-    with server.client() as http:
-        response = http.get(f"/v1/calls/{call_id}/recording.wav")
-    assert response.status_code == 200, response.text
-    with wave.open(io.BytesIO(response.content)) as wav:
-        return wav.readframes(wav.getnframes()), wav.getframerate()
+async def _connected_stream(server, call: SimulatedCall, frames: int) -> websockets.ClientConnection:
+    """A stream that has sent `call`'s connected frame and `frames` 20 ms silences at 16 kHz."""
+    ws = await websockets.connect(_url(server))
+    await ws.send(json.dumps(connected_message(call)))
+    for _ in range(frames):
+        await ws.send(SILENCE_16K)
+    return ws
 
 
 @pytest.mark.parametrize(
@@ -228,10 +209,10 @@ def test_stream_without_the_right_token_is_closed_with_1008(live_server, query, 
             await ws.send(FRAME_16K)
         except websockets.ConnectionClosed:
             pass
-        return await _close_code(ws)
+        return await close_code(ws)
 
     assert asyncio.run(scenario()) == 1008
-    assert _stored_call(live_server, call.call_sid) is None
+    assert find_call(live_server, carrier_call_id=call.call_sid) is None
 
 
 @pytest.mark.parametrize("via", ["query", "bearer"])
@@ -249,7 +230,7 @@ def test_documented_sequence_is_recorded_and_a_normal_close_completes_the_call(l
             if i == 10:
                 await ws.send(json.dumps({"event": "websocket:dtmf", "digit": "5", "duration": 260}))
         await ws.close(1000)  # Vonage hangs up: a normal close, no goodbye message
-        return await _wait_for_call_end(live_server, call.call_sid)
+        return await wait_for_call_end(live_server, carrier_call_id=call.call_sid)
 
     stored = asyncio.run(scenario())
     assert stored["carrier"] == "vonage" and stored["tracks"] == ["caller"]
@@ -257,8 +238,8 @@ def test_documented_sequence_is_recorded_and_a_normal_close_completes_the_call(l
     assert stored["metadata"]["utm_source"] == "google" and stored["metadata"]["utm_campaign"] == "spring"
     assert stored["metadata"]["from"] == "+81312345678" and stored["caller_number"] == "+81312345678"
     assert stored["metadata"]["tracking_number"] == "+81120000001"
-    recorded, rate = _recording(live_server, stored["id"])
-    assert rate == 16000 and recorded == b"".join(frames)
+    recording = fetch_recording(live_server, stored["id"])
+    assert recording.rate == 16000 and recording.frames == b"".join(frames)
 
 
 def test_garbage_is_survived_and_every_valid_frame_is_recorded(live_server):
@@ -276,34 +257,31 @@ def test_garbage_is_survived_and_every_valid_frame_is_recorded(live_server):
         for _ in range(49):
             await ws.send(b"\x00\x00" * 160)  # 20 ms at 8 kHz
         await ws.close(1000)
-        return await _wait_for_call_end(live_server, call.call_sid)
+        return await wait_for_call_end(live_server, carrier_call_id=call.call_sid)
 
     stored = asyncio.run(scenario())
     # bad JSON, the odd and the empty frame were dropped; the unknown event is ignored.
     assert stored["status"] == "ended" and stored["stats"]["bad_messages"] == 3
     assert stored["metadata"]["utm_source"] == "garbage-test"
-    recorded, rate = _recording(live_server, stored["id"])
-    assert rate == 8000
-    assert len(recorded) == 640 + 49 * 320  # the held 640 B frame, then 49 frames of 320 B
+    recording = fetch_recording(live_server, stored["id"])
+    assert recording.rate == 8000
+    assert len(recording.frames) == 640 + 49 * 320  # the held 640 B frame, then 49 frames of 320 B
 
 
 def test_too_many_malformed_messages_close_with_1007_and_keep_the_call(live_server):
     call = _call()
 
     async def scenario():
-        ws = await websockets.connect(_url(live_server))
-        await ws.send(json.dumps(connected_message(call)))
-        for _ in range(10):
-            await ws.send(SILENCE_16K)
+        ws = await _connected_stream(live_server, call, frames=10)
         for _ in range(101):
             await ws.send(b"\x01")
-        code = await _close_code(ws)
-        return code, ws.close_reason, await _wait_for_call_end(live_server, call.call_sid)
+        code = await close_code(ws)
+        return code, ws.close_reason, await wait_for_call_end(live_server, carrier_call_id=call.call_sid)
 
     code, reason, stored = asyncio.run(scenario())
     assert code == 1007 and "malformed" in reason
     assert stored["status"] == "interrupted" and stored["end_reason"] == "protocol_error"
-    recorded, _ = _recording(live_server, stored["id"])
+    recorded = fetch_recording(live_server, stored["id"]).frames
     assert len(recorded) == 10 * 640
 
 
@@ -311,7 +289,7 @@ def test_unsupported_rate_is_closed_with_1003(live_server):
     async def scenario():
         ws = await websockets.connect(_url(live_server))
         await ws.send(json.dumps(connected_message(_call(), 44100)))
-        return await _close_code(ws), ws.close_reason
+        return await close_code(ws), ws.close_reason
 
     code, reason = asyncio.run(scenario())
     assert code == 1003 and "44100" in reason
@@ -321,16 +299,14 @@ def test_oversized_frame_is_refused_with_1009(live_server):
     call = _call()
 
     async def scenario():
-        ws = await websockets.connect(_url(live_server))
-        await ws.send(json.dumps(connected_message(call)))
-        await ws.send(SILENCE_16K)
+        ws = await _connected_stream(live_server, call, frames=1)
         await asyncio.sleep(0.5)  # uvicorn drops frames still queued when it fails the connection
         await ws.send(b"\x00" * 200_000)
-        return await _close_code(ws), await _wait_for_call_end(live_server, call.call_sid)
+        return await close_code(ws), await wait_for_call_end(live_server, carrier_call_id=call.call_sid)
 
     code, stored = asyncio.run(scenario())
     assert code == 1009 and stored["status"] == "interrupted"
-    recorded, _ = _recording(live_server, stored["id"])
+    recorded = fetch_recording(live_server, stored["id"]).frames
     assert len(recorded) == 640
 
 
@@ -338,17 +314,14 @@ def test_dropped_connection_is_an_interrupted_call_with_its_recording(live_serve
     call = _call()
 
     async def scenario():
-        ws = await websockets.connect(_url(live_server))
-        await ws.send(json.dumps(connected_message(call)))
-        for _ in range(20):
-            await ws.send(SILENCE_16K)
+        ws = await _connected_stream(live_server, call, frames=20)
         await asyncio.sleep(0.5)
         ws.transport.abort()  # no closing handshake: not a hang-up
-        return await _wait_for_call_end(live_server, call.call_sid)
+        return await wait_for_call_end(live_server, carrier_call_id=call.call_sid)
 
     stored = asyncio.run(scenario())
     assert stored["status"] == "interrupted" and stored["end_reason"] == "disconnected"
-    recorded, _ = _recording(live_server, stored["id"])
+    recorded = fetch_recording(live_server, stored["id"]).frames
     assert len(recorded) == 20 * 640
 
 
@@ -362,11 +335,4 @@ def test_abusive_call_over_vonage_raises_a_text_alert_from_the_mixed_track(live_
     started = run.of_type("call.started")[0]
     assert started["carrier"] == "vonage" and started["tracks"] == ["caller"]
     assert run.ended["status"] == "ended" and run.ended["reason"] == "completed"
-    text_alerts = [a for a in run.of_type("alert") if a["rule"] == "text"]
-    assert text_alerts, f"no alert; transcript: {[e['text'] for e in run.of_type('transcript.final')]}"
-    for alert in text_alerts:
-        assert alert["call_id"] == run.call_id
-        assert alert["track"] == "caller"
-        assert alert["category"] in ("insult", "threat")
-        for key in ("utm_source", "tracking_number", "from"):
-            assert alert["metadata"][key] == truth.metadata[key], key
+    assert_text_alerts(run, truth.metadata)

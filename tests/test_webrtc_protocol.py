@@ -3,7 +3,6 @@ live server with aiortc as the browser, the simulator end to end, and real headl
 
 import asyncio
 import fractions
-import io
 import itertools
 import json
 import shutil
@@ -17,10 +16,18 @@ import pytest
 import websockets
 from aiortc import RTCConfiguration, RTCPeerConnection
 from fixture_calls import load_call, simulate_args
-from live_server import WEBRTC_TOKEN, run_calls, start_server, stop_server
+from live_server import (
+    WEBRTC_TOKEN,
+    assert_text_alerts,
+    fetch_recording,
+    run_calls,
+    start_server,
+    stop_server,
+    wait_for_call_end,
+)
 
 from stream_server.media.codecs import StreamResampler, pcm16_to_ulaw
-from stream_server.media.twilio import MAX_PARAMETER_CHARS
+from stream_server.media.metadata import MAX_PARAMETER_CHARS
 from stream_server.media.webrtc import (
     MAX_CALL_ID_CHARS,
     FrameConverter,
@@ -142,24 +149,6 @@ def _call(server, call_id: str) -> dict:
         return response.json()
 
 
-async def _wait_for_end(server, call_id: str, timeout: float = 60) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        call = _call(server, call_id)
-        if call["status"] != "active":
-            return call
-        await asyncio.sleep(0.25)
-    raise AssertionError(f"call {call_id} did not end in {timeout}s")
-
-
-def _recording(server, call_id: str) -> tuple[int, np.ndarray]:
-    with server.client() as http:
-        response = http.get(f"/v1/calls/{call_id}/recording.wav", params={"track": "caller"})
-    assert response.status_code == 200
-    with wave.open(io.BytesIO(response.content)) as wav:
-        return wav.getframerate(), np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2")
-
-
 def test_offer_answer_audio_recorded_and_hangup_completes_the_call(live_server):
     call = _tone_call(3.0, utm_source="webrtc-conformance", tracking_number="+81120000001")
     call.parameters["from"] = "+819011112222"
@@ -174,7 +163,7 @@ def test_offer_answer_audio_recorded_and_hangup_completes_the_call(live_server):
         await track.done.wait()
         await asyncio.sleep(0.5)
         await pc.close()
-        return answer, live, await _wait_for_end(live_server, answer["call_id"])
+        return answer, live, await wait_for_call_end(live_server, id=answer["call_id"])
 
     answer, live, ended = asyncio.run(scenario())
     assert answer["type"] == "answer" and "a=recvonly" in answer["sdp"]
@@ -185,7 +174,7 @@ def test_offer_answer_audio_recorded_and_hangup_completes_the_call(live_server):
     assert ended["ad_source"] == "webrtc-conformance" and ended["caller_number"] == "+819011112222"
     assert ended["status"] == "ended" and ended["end_reason"] == "completed"
     assert 2.5 <= ended["duration"] <= 3.2
-    rate, samples = _recording(live_server, answer["call_id"])
+    _, rate, samples = fetch_recording(live_server, answer["call_id"], "caller")
     assert rate == 16000 and 2.5 * rate <= samples.size <= 3.2 * rate
     spectrum = np.abs(np.fft.rfft(samples[rate : 2 * rate].astype(np.float32)))
     assert abs(np.argmax(spectrum) - 440) <= 5  # the tone survived Opus, 48 kHz and back to 16 kHz
@@ -252,7 +241,7 @@ def test_refused_offers_do_not_use_up_call_slots(tmp_path):
                 await second.close()
             await first_track.done.wait()
             await first.close()
-            return refused.value.response, await _wait_for_end(server, answer["call_id"])
+            return refused.value.response, await wait_for_call_end(server, id=answer["call_id"])
 
         refused, ended = asyncio.run(scenario())
         assert refused.status_code == 503 and "limit is 1" in refused.json()["detail"]
@@ -274,12 +263,12 @@ def test_a_dead_line_ends_the_call_as_disconnected_and_keeps_the_recording(live_
             stored = [c for c in http.get("/v1/calls", params={"limit": 500}).json()
                       if c["carrier_call_id"] == call.call_sid]
         assert len(stored) == 1
-        return result, await _wait_for_end(live_server, stored[0]["id"], timeout=90)
+        return result, await wait_for_call_end(live_server, id=stored[0]["id"], timeout=90)
 
     result, ended = asyncio.run(scenario())
     assert not result.completed
     assert ended["status"] == "interrupted" and ended["end_reason"] == "disconnected"
-    rate, samples = _recording(live_server, ended["id"])
+    _, rate, samples = fetch_recording(live_server, ended["id"], "caller")
     assert 1.5 * rate <= samples.size <= 2.2 * rate
 
 
@@ -292,14 +281,7 @@ def test_abusive_softphone_call_raises_a_text_alert_with_its_metadata(live_serve
     run, call = runs["webrtc_abusive"], load_call("en_abusive")
     started = run.of_type("call.started")[0]
     assert started["carrier"] == "webrtc" and started["tracks"] == ["caller"]
-    text_alerts = [a for a in run.of_type("alert") if a["rule"] == "text"]
-    assert text_alerts, f"no alert; transcript: {[e['text'] for e in run.of_type('transcript.final')]}"
-    for alert in text_alerts:
-        assert alert["call_id"] == run.call_id
-        assert alert["track"] == "caller"
-        assert alert["category"] in ("insult", "threat")
-        for key in ("utm_source", "tracking_number", "from"):
-            assert alert["metadata"][key] == call.metadata[key]
+    assert_text_alerts(run, call.metadata)
     assert run.ended["status"] == "ended" and run.ended["reason"] == "completed"
 
 

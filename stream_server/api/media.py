@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
@@ -65,6 +66,24 @@ async def close_quietly(websocket: WebSocket, code: int, reason: str = "") -> No
         pass
 
 
+async def reject(websocket: WebSocket, carrier: str, credential: str, presented: bool, reason: str) -> None:
+    """Refuse a stream whose credential is missing or wrong: log which, close with 1008."""
+    log.warning("%s: rejected stream with %s %s", carrier, "a wrong" if presented else "no", credential)
+    await close_quietly(websocket, POLICY_VIOLATION, reason)
+
+
+async def token_accepted(websocket: WebSocket, carrier: str, expected: str,
+                         token_matches: Callable[[str, str | None, str | None], bool]) -> bool:
+    """The `?token=` / Authorization check of carriers that sign nothing (Vonage, jambonz);
+    a stream that fails it is rejected here."""
+    query_token = websocket.query_params.get("token")
+    authorization = websocket.headers.get("authorization")
+    if token_matches(expected, query_token, authorization):
+        return True
+    await reject(websocket, carrier, "token", bool(query_token or authorization), "invalid token")
+    return False
+
+
 @router.websocket("/v1/media/twilio")
 async def twilio_media(websocket: WebSocket) -> None:
     settings = websocket.app.state.settings
@@ -73,8 +92,7 @@ async def twilio_media(websocket: WebSocket) -> None:
         url = public_websocket_url(websocket, settings.public_url)
         signature = websocket.headers.get("x-twilio-signature")
         if not twilio.verify_signature(settings.twilio_auth_token, url, signature):
-            log.warning("twilio: rejected stream with %s signature", "a wrong" if signature else "no")
-            await close_quietly(websocket, POLICY_VIOLATION, "invalid X-Twilio-Signature")
+            await reject(websocket, "twilio", "signature", bool(signature), "invalid X-Twilio-Signature")
             return
     await run_media_stream(websocket, twilio.TwilioMediaStream())
 
@@ -103,8 +121,7 @@ async def telnyx_media(websocket: WebSocket) -> None:
                 return
             header = telnyx.connected_token(data) if len(data) <= settings.max_message_bytes else None
         if not telnyx.token_matches(expected, header):
-            log.warning("telnyx: rejected stream with %s stream token", "a wrong" if header else "no")
-            await close_quietly(websocket, POLICY_VIOLATION, "invalid stream auth token")
+            await reject(websocket, "telnyx", "stream token", bool(header), "invalid stream auth token")
             return
     await run_media_stream(websocket, adapter)
 
@@ -113,13 +130,9 @@ async def telnyx_media(websocket: WebSocket) -> None:
 async def vonage_media(websocket: WebSocket) -> None:
     settings = websocket.app.state.settings
     await websocket.accept()
-    if settings.vonage_token:
-        query_token = websocket.query_params.get("token")
-        authorization = websocket.headers.get("authorization")
-        if not vonage.token_matches(settings.vonage_token, query_token, authorization):
-            log.warning("vonage: rejected stream with %s token", "a wrong" if query_token or authorization else "no")
-            await close_quietly(websocket, POLICY_VIOLATION, "invalid token")
-            return
+    if settings.vonage_token and not await token_accepted(websocket, "vonage", settings.vonage_token,
+                                                         vonage.token_matches):
+        return
     await run_media_stream(websocket, vonage.VonageMediaStream())
 
 
@@ -165,13 +178,9 @@ async def l16_stream_media(websocket: WebSocket) -> None:
     `stream_token` set, Bearer, Basic (token as password: jambonz `wsAuth`) or `?token=`."""
     settings = websocket.app.state.settings
     await websocket.accept(subprotocol=l16_stream.offered_subprotocol(websocket.scope.get("subprotocols") or []))
-    if settings.stream_token:
-        query_token = websocket.query_params.get("token")
-        authorization = websocket.headers.get("authorization")
-        if not l16_stream.token_matches(settings.stream_token, query_token, authorization):
-            log.warning("stream: rejected stream with %s token", "a wrong" if query_token or authorization else "no")
-            await close_quietly(websocket, POLICY_VIOLATION, "invalid token")
-            return
+    if settings.stream_token and not await token_accepted(websocket, "stream", settings.stream_token,
+                                                         l16_stream.token_matches):
+        return
     await run_media_stream(websocket, l16_stream.L16MediaStream())
 
 

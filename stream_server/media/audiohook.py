@@ -32,7 +32,7 @@ from http_message_signatures import (
 
 from .codecs import ulaw_to_pcm16
 from .events import AdapterOutput, Audio, CallEnded, CallStarted, Reply, Track
-from .twilio import metadata_from_parameters
+from .metadata import metadata_from_parameters
 
 log = logging.getLogger(__name__)
 

@@ -24,17 +24,16 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
-import json
 import logging
 import re
-from collections import deque
 from typing import Any
 
 import numpy as np
 
 from .errors import MalformedMessage, UnsupportedStream
 from .events import Audio, CallEnded, CallStarted, MediaEvent, Track
-from .twilio import MAX_PENDING_MEDIA, metadata_from_parameters
+from .frames import HeldMedia, UnknownEvents, parse_json_object
+from .metadata import metadata_from_parameters
 
 log = logging.getLogger(__name__)
 
@@ -122,8 +121,8 @@ class L16MediaStream:
         self.channels = 1
         self.call_id = ""
         self._samples = 0  # per channel
-        self._pending: deque[bytes] = deque(maxlen=MAX_PENDING_MEDIA)
-        self._unknown_seen: set[str] = set()
+        self._held: HeldMedia[bytes] = HeldMedia()
+        self._unknown = UnknownEvents(log, CARRIER)
 
     @property
     def tracks(self) -> tuple[Track, ...]:
@@ -140,15 +139,10 @@ class L16MediaStream:
             if not message:
                 raise MalformedMessage("empty audio frame")
             if not self.started:  # audio before the metadata frame: held (bounded), not dropped
-                self._pending.append(message)
+                self._held.hold(message)
                 return []
             return self._on_audio(message)
-        try:
-            msg = json.loads(message)
-        except (json.JSONDecodeError, RecursionError) as exc:
-            raise MalformedMessage(f"invalid JSON: {exc}") from None
-        if not isinstance(msg, dict):
-            raise MalformedMessage("message is not a JSON object")
+        msg = parse_json_object(message)
         event = msg.get("event")
         if event == "dtmf":
             log.debug("stream dtmf on call %s: %s", self.call_id, str(msg.get("dtmf"))[:8])
@@ -156,8 +150,7 @@ class L16MediaStream:
         if not self.started and event is None:
             return self._on_metadata(msg)
         name = "metadata" if event is None else str(event)[:64]
-        if name not in self._unknown_seen:
-            self._unknown_seen.add(name)
+        if self._unknown.first(name):
             log.warning("stream: ignoring %s text frame on call %s", name if event else "a second metadata",
                         self.call_id)
         return []
@@ -176,23 +169,15 @@ class L16MediaStream:
         metadata = metadata_from_connect(msg)
         self.call_id = next((metadata[k] for k in CALL_ID_KEYS if metadata.get(k)), "")
         self.started = True
-        events: list[MediaEvent] = [
-            CallStarted(
-                carrier=CARRIER,
-                tracks=self.tracks,
-                metadata=metadata,
-                carrier_call_id=self.call_id,
-                stream_id=self.call_id,
-                sample_rate=self.sample_rate,
-            )
-        ]
-        pending, self._pending = list(self._pending), deque(maxlen=MAX_PENDING_MEDIA)
-        for frame in pending:
-            try:
-                events += self._on_audio(frame)
-            except MalformedMessage as exc:
-                log.warning("stream: dropping held audio: %s", exc)
-        return events
+        started = CallStarted(
+            carrier=CARRIER,
+            tracks=self.tracks,
+            metadata=metadata,
+            carrier_call_id=self.call_id,
+            stream_id=self.call_id,
+            sample_rate=self.sample_rate,
+        )
+        return [started, *self._held.replay(self._on_audio, log, "stream: dropping held audio")]
 
     def _on_audio(self, frame: bytes) -> list[MediaEvent]:
         """Any whole number of sample frames is accepted; stream time advances by the samples."""

@@ -14,18 +14,17 @@ sends it as the x-telnyx-streaming-auth-token WebSocket header").
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hmac
 import json
 import logging
-from collections import deque
 from typing import Any
 
 from .codecs import alaw_to_pcm16, swap16, ulaw_to_pcm16
 from .errors import MalformedMessage, UnsupportedStream
-from .events import Audio, CallEnded, CallStarted, MediaEvent, Track
-from .twilio import MAX_PARAMETER_CHARS, MAX_PENDING_MEDIA, metadata_from_parameters
+from .event_stream import JsonEventStream
+from .events import Audio, CallStarted, MediaEvent, Track
+from .frames import decode_payload
+from .metadata import MAX_PARAMETER_CHARS, metadata_from_parameters
 
 log = logging.getLogger(__name__)
 
@@ -81,51 +80,20 @@ def metadata_from_start(start: dict[str, Any]) -> dict[str, str]:
     return metadata
 
 
-class TelnyxMediaStream:
+class TelnyxMediaStream(JsonEventStream):
     """Parses one Telnyx media WebSocket connection, message by message."""
 
     carrier = CARRIER
+    binary_frame_reason = "binary frame: Telnyx sends JSON text frames only"
+    track_roles = TRACK_ROLES
 
     def __init__(self) -> None:
-        self.stream_id = ""
+        super().__init__(log)
         self.call_control_id = ""
         self.codec = "PCMU"
         self.sample_rate = 8000
-        self.started = False
-        self.stopped = False
-        self._pending: deque[dict[str, Any]] = deque(maxlen=MAX_PENDING_MEDIA)
-        self._unknown_seen: set[str] = set()
-        self._samples_seen: dict[Track, int] = {}
 
-    def feed(self, message: str | bytes) -> list[MediaEvent]:
-        """Turn one WebSocket message into zero or more media events.
-
-        Raises MalformedMessage for a message that must be dropped and UnsupportedStream
-        when the stream cannot be processed at all (a codec other than PCMU/PCMA/L16).
-        """
-        if isinstance(message, bytes):
-            raise MalformedMessage("binary frame: Telnyx sends JSON text frames only")
-        try:
-            msg = json.loads(message)
-        except (json.JSONDecodeError, RecursionError) as exc:
-            raise MalformedMessage(f"invalid JSON: {exc}") from None
-        if not isinstance(msg, dict):
-            raise MalformedMessage("message is not a JSON object")
-        if self.stopped:
-            return []
-        event = msg.get("event")
-        if event == "connected":
-            return []
-        if event == "start":
-            return self._on_start(msg)
-        if event == "media":
-            if not self.started:
-                self._pending.append(msg)
-                return []
-            return [self._on_media(msg)]
-        if event == "stop":
-            self.stopped = True
-            return [CallEnded("completed")]
+    def _on_event(self, event: Any, msg: dict[str, Any]) -> list[MediaEvent]:
         if event == "error":
             # Telnyx reports a streaming problem; the stream may well go on, so it is only logged.
             error = msg.get("error") or msg.get("payload") or {}
@@ -134,19 +102,9 @@ class TelnyxMediaStream:
         if event in ("dtmf", "mark"):
             log.debug("telnyx %s on stream %s: %s", event, self.stream_id, str(msg.get(event))[:200])
             return []
-        name = str(event)[:64]
-        if name not in self._unknown_seen:
-            self._unknown_seen.add(name)
-            log.warning("telnyx: ignoring unknown event %r", name)
-        return []
+        return self._unknown.ignore(event)
 
-    def _on_start(self, msg: dict[str, Any]) -> list[MediaEvent]:
-        if self.started:
-            log.warning("telnyx: duplicate start on stream %s ignored", self.stream_id)
-            return []
-        start = msg.get("start")
-        if not isinstance(start, dict):
-            raise MalformedMessage("start without a start object")
+    def _call_started(self, msg: dict[str, Any], start: dict[str, Any]) -> CallStarted:
         media_format = start.get("media_format") or {}
         if not isinstance(media_format, dict):
             raise MalformedMessage("start.media_format is not an object")
@@ -166,26 +124,16 @@ class TelnyxMediaStream:
         self.codec, self.sample_rate = codec, rate
         self.stream_id = str(msg.get("stream_id") or start.get("stream_id") or "")
         self.call_control_id = str(start.get("call_control_id") or "")
-        self.started = True
-        events: list[MediaEvent] = [
-            CallStarted(
-                carrier=CARRIER,
-                # Telnyx does not say which tracks it streams (stream_track was chosen when the
-                # stream was requested): the agent track is opened when its first frame arrives.
-                tracks=("caller",),
-                metadata=metadata_from_start(start),
-                carrier_call_id=self.call_control_id,
-                stream_id=self.stream_id,
-                sample_rate=rate,
-            )
-        ]
-        pending, self._pending = list(self._pending), deque(maxlen=MAX_PENDING_MEDIA)
-        for held in pending:
-            try:
-                events.append(self._on_media(held))
-            except MalformedMessage as exc:
-                log.warning("telnyx: dropping held media: %s", exc)
-        return events
+        return CallStarted(
+            carrier=CARRIER,
+            # Telnyx does not say which tracks it streams (stream_track was chosen when the
+            # stream was requested): the agent track is opened when its first frame arrives.
+            tracks=("caller",),
+            metadata=metadata_from_start(start),
+            carrier_call_id=self.call_control_id,
+            stream_id=self.stream_id,
+            sample_rate=rate,
+        )
 
     def _decode(self, payload: bytes) -> bytes:
         if self.codec == "PCMU":
@@ -197,20 +145,8 @@ class TelnyxMediaStream:
             raise MalformedMessage(f"L16 payload of odd length {len(payload)}")
         return swap16(payload)
 
-    def _on_media(self, msg: dict[str, Any]) -> Audio:
-        media = msg.get("media")
-        if not isinstance(media, dict):
-            raise MalformedMessage("media without a media object")
-        track = TRACK_ROLES.get(str(media.get("track", "inbound")))
-        if track is None:
-            raise MalformedMessage(f"unknown track {str(media.get('track'))[:40]!r}")
-        try:
-            payload = base64.b64decode(media.get("payload") or "", validate=True)
-        except (binascii.Error, ValueError, TypeError):
-            raise MalformedMessage("payload is not valid base64") from None
-        if not payload:
-            raise MalformedMessage("empty media payload")
-        pcm16 = self._decode(payload)
+    def _audio(self, media: dict[str, Any], track: Track) -> Audio:
+        pcm16 = self._decode(decode_payload(media.get("payload")))
         samples = len(pcm16) // 2
         seen = self._samples_seen.get(track, 0)
         self._samples_seen[track] = seen + samples

@@ -16,15 +16,14 @@ content types, binary L16 frames, DTMF event).
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 import re
-from collections import deque
 from typing import Any
 
 from .errors import MalformedMessage, UnsupportedStream
 from .events import Audio, CallEnded, CallStarted, MediaEvent
-from .twilio import MAX_PENDING_MEDIA, metadata_from_parameters
+from .frames import HeldMedia, UnknownEvents, parse_json_object
+from .metadata import metadata_from_parameters
 
 log = logging.getLogger(__name__)
 
@@ -79,8 +78,8 @@ class VonageMediaStream:
         self.sample_rate = DEFAULT_RATE
         self.call_id = ""
         self._samples = 0
-        self._pending: deque[bytes] = deque(maxlen=MAX_PENDING_MEDIA)
-        self._unknown_seen: set[str] = set()
+        self._held: HeldMedia[bytes] = HeldMedia()
+        self._unknown = UnknownEvents(log, CARRIER)
 
     def feed(self, message: str | bytes) -> list[MediaEvent]:
         """Turn one WebSocket message into zero or more media events.
@@ -91,26 +90,17 @@ class VonageMediaStream:
         if isinstance(message, bytes):
             if not self.started:  # audio before the connected frame: held, not dropped
                 self._check_audio(message)
-                self._pending.append(message)
+                self._held.hold(message)
                 return []
             return [self._on_audio(message)]
-        try:
-            msg = json.loads(message)
-        except (json.JSONDecodeError, RecursionError) as exc:
-            raise MalformedMessage(f"invalid JSON: {exc}") from None
-        if not isinstance(msg, dict):
-            raise MalformedMessage("message is not a JSON object")
+        msg = parse_json_object(message)
         event = msg.get("event")
         if event == "websocket:connected":
             return self._on_connected(msg)
         if event == "websocket:dtmf":
             log.debug("vonage dtmf on call %s: %s", self.call_id, str(msg.get("digit"))[:8])
             return []
-        name = str(event)[:64]
-        if name not in self._unknown_seen:
-            self._unknown_seen.add(name)
-            log.warning("vonage: ignoring unknown event %r", name)
-        return []
+        return self._unknown.ignore(event)
 
     def on_close(self, code: int | None) -> CallEnded | None:
         """Vonage ends a call by closing the socket: a normal close (1000) is a completed call;
@@ -126,19 +116,16 @@ class VonageMediaStream:
         metadata = metadata_from_parameters(headers)
         self.call_id = next((metadata[k] for k in CALL_ID_KEYS if metadata.get(k)), "")
         self.started = True
-        events: list[MediaEvent] = [
-            CallStarted(
-                carrier=CARRIER,
-                tracks=("caller",),  # the mix of the call: see the module docstring
-                metadata=metadata,
-                carrier_call_id=self.call_id,
-                stream_id=self.call_id,
-                sample_rate=self.sample_rate,
-            )
-        ]
-        pending, self._pending = list(self._pending), deque(maxlen=MAX_PENDING_MEDIA)
-        events += [self._on_audio(frame) for frame in pending]
-        return events
+        started = CallStarted(
+            carrier=CARRIER,
+            tracks=("caller",),  # the mix of the call: see the module docstring
+            metadata=metadata,
+            carrier_call_id=self.call_id,
+            stream_id=self.call_id,
+            sample_rate=self.sample_rate,
+        )
+        # Held frames were checked on arrival, so none is dropped here.
+        return [started, *self._held.replay(lambda frame: [self._on_audio(frame)], log, "vonage: dropping held audio")]
 
     @staticmethod
     def _check_audio(frame: bytes) -> None:

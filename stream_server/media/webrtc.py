@@ -32,7 +32,7 @@ from aiortc.sdp import SessionDescription
 
 from .codecs import PIPELINE_RATE
 from .events import TRACKS, Audio, Track
-from .twilio import metadata_from_parameters
+from .metadata import metadata_from_parameters
 
 log = logging.getLogger(__name__)
 logging.getLogger("aioice").setLevel(logging.WARNING)  # it logs every ICE check at INFO

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 FRAME_BYTES = 160  # 20 ms of 8 kHz μ-law
 FRAME_S = 0.02
@@ -58,3 +60,49 @@ async def paced(frames: int, speed: float = 1.0, frame_s: float = FRAME_S) -> As
         delay = start + (i + 1) * frame_s / speed - time.monotonic()
         if delay > 0:
             await asyncio.sleep(delay)
+
+
+async def send_media_events(
+    ws: Any,
+    call: SimulatedCall,
+    frames: int,
+    speed: float,
+    drop_after: float | None,
+    media_message: Callable[[SimulatedCall, int, str, int, bytes], dict],
+    stop_message: Callable[[SimulatedCall, int], dict],
+) -> SimulationResult:
+    """The Twilio-shaped media phase (Twilio, Telnyx), once `start` is sent: every track's frame
+    as a JSON `media` message (sequence numbers go on from `start`'s 1), then `stop` and wait for
+    the server to close; with `drop_after`, the line is cut instead (no stop, no handshake)."""
+    tracks = [("inbound", "caller")] + ([("outbound", "agent")] if call.agent is not None else [])
+    sequence = 1
+    started_wall = time.time()
+    async for i in paced(frames, speed):
+        for track, role in tracks:
+            sequence += 1
+            await ws.send(json.dumps(media_message(call, sequence, track, i + 1, call.frame(role, i))))
+    if drop_after is not None:
+        ws.transport.abort()  # a dropped line: no stop message, no closing handshake
+        return SimulationResult(call.call_sid, call.stream_sid, frames, frames * FRAME_S, started_wall, False, None)
+    await ws.send(json.dumps(stop_message(call, sequence + 1)))
+    try:
+        await asyncio.wait_for(ws.wait_closed(), timeout=300)
+    except TimeoutError:
+        pass
+    return SimulationResult(call.call_sid, call.stream_sid, frames, frames * FRAME_S, started_wall, True, ws.close_code)
+
+
+async def send_pcm_frames(
+    ws: Any, call: SimulatedCall, audio: bytes, frame_bytes: int, frames: int, speed: float, drop_after: float | None
+) -> SimulationResult:
+    """The binary-PCM media phase (Vonage, jambonz), once the first text frame is sent: `audio`
+    in `frame_bytes` binary frames (the last zero-padded), then a normal close, which is these
+    carriers' only goodbye; with `drop_after`, the line is cut instead (no closing handshake)."""
+    started_wall = time.time()
+    async for i in paced(frames, speed):
+        await ws.send(audio[i * frame_bytes : (i + 1) * frame_bytes].ljust(frame_bytes, b"\x00"))
+    if drop_after is not None:
+        ws.transport.abort()  # a dropped line: no closing handshake
+        return SimulationResult(call.call_sid, call.call_sid, frames, frames * FRAME_S, started_wall, False, None)
+    await ws.close(1000)  # the call ended: the carrier closes the socket normally
+    return SimulationResult(call.call_sid, call.call_sid, frames, frames * FRAME_S, started_wall, True, ws.close_code)

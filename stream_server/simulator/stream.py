@@ -10,13 +10,18 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 
 import numpy as np
 import websockets
 
 from ..media.codecs import StreamResampler, ulaw_to_pcm16
-from .call import FRAME_S, SimulatedCall, SimulationResult, frames_to_send, paced
+from .call import (
+    FRAME_S,
+    SimulatedCall,
+    SimulationResult,
+    frames_to_send,
+    send_pcm_frames,
+)
 
 RATE = 16000
 SUBPROTOCOL = "audio.jambonz.org"
@@ -68,13 +73,4 @@ async def stream_call(
     async with websockets.connect(url, additional_headers=headers, subprotocols=[SUBPROTOCOL],
                                   max_size=2**20) as ws:
         await ws.send(json.dumps(metadata_message(call)))
-        started_wall = time.time()
-        async for i in paced(frames, speed):
-            await ws.send(audio[i * frame_bytes : (i + 1) * frame_bytes].ljust(frame_bytes, b"\x00"))
-        if drop_after is not None:
-            ws.transport.abort()  # a dropped line: no closing handshake
-            return SimulationResult(call.call_sid, call.call_sid, frames, frames * FRAME_S, started_wall, False, None)
-        await ws.close(1000)  # the call ended: jambonz closes the socket normally
-        return SimulationResult(
-            call.call_sid, call.call_sid, frames, frames * FRAME_S, started_wall, True, ws.close_code
-        )
+        return await send_pcm_frames(ws, call, audio, frame_bytes, frames, speed, drop_after)

@@ -7,15 +7,19 @@ both ways Telnyx does: the `x-telnyx-streaming-auth-token` header and the `conne
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
-import time
 
 import websockets
 
 from ..media.telnyx import TOKEN_HEADER
-from .call import FRAME_S, SimulatedCall, SimulationResult, frames_to_send, paced
+from .call import (
+    FRAME_S,
+    SimulatedCall,
+    SimulationResult,
+    frames_to_send,
+    send_media_events,
+)
 
 
 def connected_message(auth_token: str | None = None) -> dict:
@@ -76,25 +80,8 @@ async def stream_call(
     auth_token: str | None = None,
 ) -> SimulationResult:
     """Play one call; `drop_after` seconds of audio in, the socket is cut without `stop`."""
-    tracks = [("inbound", "caller")] + ([("outbound", "agent")] if call.agent is not None else [])
     frames = frames_to_send(call, drop_after)
-    sequence = 1
     async with websockets.connect(url, additional_headers=auth_headers(auth_token), max_size=2**20) as ws:
         await ws.send(json.dumps(connected_message(auth_token)))
         await ws.send(json.dumps(start_message(call)))
-        started_wall = time.time()
-        async for i in paced(frames, speed):
-            for track, role in tracks:
-                sequence += 1
-                await ws.send(json.dumps(media_message(call, sequence, track, i + 1, call.frame(role, i))))
-        if drop_after is not None:
-            ws.transport.abort()  # a dropped line: no stop message, no closing handshake
-            return SimulationResult(call.call_sid, call.stream_sid, frames, frames * FRAME_S, started_wall, False, None)
-        await ws.send(json.dumps(stop_message(call, sequence + 1)))
-        try:
-            await asyncio.wait_for(ws.wait_closed(), timeout=300)
-        except TimeoutError:
-            pass
-        return SimulationResult(
-            call.call_sid, call.stream_sid, frames, frames * FRAME_S, started_wall, True, ws.close_code
-        )
+        return await send_media_events(ws, call, frames, speed, drop_after, media_message, stop_message)

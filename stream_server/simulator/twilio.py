@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
-import time
 
 import websockets
 from twilio.request_validator import RequestValidator
 
-from .call import FRAME_S, SimulatedCall, SimulationResult, frames_to_send, paced
+from .call import (
+    FRAME_S,
+    SimulatedCall,
+    SimulationResult,
+    frames_to_send,
+    send_media_events,
+)
 
 
 def start_message(call: SimulatedCall) -> dict:
@@ -50,6 +54,15 @@ def signature_headers(url: str, auth_token: str | None) -> dict[str, str]:
     return {"X-Twilio-Signature": RequestValidator(auth_token).compute_signature(url, {})}
 
 
+def stop_message(call: SimulatedCall, sequence: int) -> dict:
+    return {
+        "event": "stop",
+        "sequenceNumber": str(sequence),
+        "streamSid": call.stream_sid,
+        "stop": {"accountSid": "AC" + "0" * 32, "callSid": call.call_sid},
+    }
+
+
 async def stream_call(
     url: str,
     call: SimulatedCall,
@@ -58,37 +71,10 @@ async def stream_call(
     auth_token: str | None = None,
 ) -> SimulationResult:
     """Play one call; `drop_after` seconds of audio in, the socket is cut without `stop`."""
-    tracks = [("inbound", "caller")] + ([("outbound", "agent")] if call.agent is not None else [])
     frames = frames_to_send(call, drop_after)
-    sequence = 1
     async with websockets.connect(
         url, additional_headers=signature_headers(url, auth_token), max_size=2**20
     ) as ws:
         await ws.send(json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"}))
         await ws.send(json.dumps(start_message(call)))
-        started_wall = time.time()
-        async for i in paced(frames, speed):
-            for track, role in tracks:
-                sequence += 1
-                await ws.send(json.dumps(media_message(call, sequence, track, i + 1, call.frame(role, i))))
-        if drop_after is not None:
-            ws.transport.abort()  # a dropped line: no stop message, no closing handshake
-            return SimulationResult(call.call_sid, call.stream_sid, frames, frames * FRAME_S, started_wall, False, None)
-        sequence += 1
-        await ws.send(
-            json.dumps(
-                {
-                    "event": "stop",
-                    "sequenceNumber": str(sequence),
-                    "streamSid": call.stream_sid,
-                    "stop": {"accountSid": "AC" + "0" * 32, "callSid": call.call_sid},
-                }
-            )
-        )
-        try:
-            await asyncio.wait_for(ws.wait_closed(), timeout=300)
-        except TimeoutError:
-            pass
-        return SimulationResult(
-            call.call_sid, call.stream_sid, frames, frames * FRAME_S, started_wall, True, ws.close_code
-        )
+        return await send_media_events(ws, call, frames, speed, drop_after, media_message, stop_message)

@@ -8,13 +8,18 @@ when given, goes both in the URL (`?token=`) and as `Authorization: Bearer`.
 from __future__ import annotations
 
 import json
-import time
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import websockets
 
 from ..media.codecs import StreamResampler, mix_pcm16, ulaw_to_pcm16
-from .call import FRAME_S, SimulatedCall, SimulationResult, frames_to_send, paced
+from .call import (
+    FRAME_S,
+    SimulatedCall,
+    SimulationResult,
+    frames_to_send,
+    send_pcm_frames,
+)
 
 RATE = 16000
 FRAME_BYTES = int(RATE * FRAME_S) * 2  # 640 B: 20 ms of 16-bit mono
@@ -56,13 +61,4 @@ async def stream_call(
     headers = {"Authorization": f"Bearer {auth_token}"} if auth_token else {}
     async with websockets.connect(with_token(url, auth_token), additional_headers=headers, max_size=2**20) as ws:
         await ws.send(json.dumps(connected_message(call)))
-        started_wall = time.time()
-        async for i in paced(frames, speed):
-            await ws.send(audio[i * FRAME_BYTES : (i + 1) * FRAME_BYTES].ljust(FRAME_BYTES, b"\x00"))
-        if drop_after is not None:
-            ws.transport.abort()  # a dropped line: no closing handshake
-            return SimulationResult(call.call_sid, call.call_sid, frames, frames * FRAME_S, started_wall, False, None)
-        await ws.close(1000)  # the call ended: Vonage closes the socket normally
-        return SimulationResult(
-            call.call_sid, call.call_sid, frames, frames * FRAME_S, started_wall, True, ws.close_code
-        )
+        return await send_pcm_frames(ws, call, audio, FRAME_BYTES, frames, speed, drop_after)

@@ -24,7 +24,8 @@ async def analyze_file(path: Path, settings: Settings, agent_path: Path | None =
             raise AudioFileError("caller and agent files must have the same sample rate")
         channels = [channels[0], agent_channels[0]]
     tracks = ("caller", "agent")[: min(2, len(channels))]
-    services = await build_services(settings)
+    # An offline file is nobody's live call: keep its events off a shared (Redis) supervisor feed.
+    services = await build_services(settings.model_copy(update={"bus": "memory"}))
     # Offline there is no one waiting for interim hypotheses.
     services.options = dataclasses.replace(services.options, partial_tracks=())
     events: list[dict] = []

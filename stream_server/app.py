@@ -17,15 +17,17 @@ from . import __version__
 from .alerts.policy import AlertPolicyOptions
 from .alerts.rules import CallRuleOptions
 from .api import alerts, calls, health, media, supervisor, webrtc
+from .api import metrics as metrics_endpoint
 from .api.audiosocket_server import AudioSocketServer
 from .asr.baseline import TranscribeBaseline
 from .asr.engine import AsrEngine, AsrOptions
 from .asr.scheduler import AsrScheduler
-from .bus import MemoryBus
+from .bus import create_bus
 from .classifiers.text import TextAbuseClassifier, default_model_path
 from .config import Settings
 from .media.events import CallEnded
 from .media.vad import VadOptions
+from .metrics import ServerMetrics
 from .pipeline.session import CallServices, SessionOptions
 from .store.recordings import RecordingStore
 from .store.repository import CallStore
@@ -74,10 +76,12 @@ def load_classifier(settings: Settings) -> TextAbuseClassifier:
     return TextAbuseClassifier(settings.text_model or default_model_path())
 
 
-async def build_services(settings: Settings) -> CallServices:
+async def build_services(settings: Settings, metrics: ServerMetrics | None = None) -> CallServices:
     """Everything a CallSession needs; the ASR model is loaded and warmed up here."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    store = CallStore(settings.resolved_database_url)
+    bus = create_bus(settings.bus, settings.bus_prefix)
+    await bus.start()  # first: an unreachable Redis fails start-up before the model loads
+    store = CallStore(settings.resolved_database_url, settings.database_auto_migrate)
     classifier = load_classifier(settings)
     baseline = settings.asr_pipeline == "baseline"
     engine_class = TranscribeBaseline if baseline else AsrEngine
@@ -94,15 +98,17 @@ async def build_services(settings: Settings) -> CallServices:
     return CallServices(
         store=store,
         recordings=RecordingStore(settings.data_dir / "recordings"),
-        bus=MemoryBus(),
+        bus=bus,
         asr=scheduler,
         scorer=classifier,
         db_executor=ThreadPoolExecutor(max_workers=1, thread_name_prefix="db"),
         options=session_options(settings, classifier),
+        metrics=metrics or ServerMetrics(),
     )
 
 
 async def close_services(services: CallServices) -> None:
+    await services.bus.stop()
     await services.asr.stop()
     services.db_executor.shutdown(wait=True)
     services.store.close()
@@ -115,7 +121,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if not settings.api_token:
             log.warning("DEV MODE: STREAM_SERVER_API_TOKEN is not set; the API and supervisor feed are open")
-        services = app.state.services = await build_services(settings)
+        services = app.state.services = await build_services(settings, app.state.metrics)
         interrupted = services.store.mark_unfinished_calls_interrupted()
         if interrupted:
             log.warning("marked %d calls left active by a previous run as interrupted", interrupted)
@@ -143,6 +149,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.active_calls = {}
-    for module in (health, calls, alerts, supervisor, media, webrtc):
+    app.state.metrics = ServerMetrics()  # this app's own registry, scraped at GET /metrics
+    metrics_endpoint.watch_app(app.state.metrics, app.state)
+    for module in (health, metrics_endpoint, calls, alerts, supervisor, media, webrtc):
         app.include_router(module.router)
     return app

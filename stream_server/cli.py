@@ -1,4 +1,4 @@
-"""`stream-server` command line: serve | simulate | analyze | classify-text | models."""
+"""`stream-server` command line: serve | simulate | analyze | classify-text | models | db."""
 
 from __future__ import annotations
 
@@ -140,6 +140,33 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_db(args: argparse.Namespace) -> int:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from .store.migrate import SchemaNotCurrent, history, schema_state, upgrade
+    from .store.repository import make_engine
+
+    if args.action == "history":
+        print("\n".join(history()))
+        return 0
+    settings = Settings(**({"data_dir": args.data_dir} if getattr(args, "data_dir", None) else {}))
+    if settings.database_url is None:  # the default SQLite file lives in the data dir
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.resolved_database_url)
+    shown = engine.url.render_as_string(hide_password=True)
+    try:
+        state = schema_state(engine)
+        if args.action == "upgrade":
+            before, state = state, upgrade(engine, args.revision)
+            print(f"{shown}: was {before.describe()}")
+    except (SchemaNotCurrent, SQLAlchemyError) as exc:
+        raise SystemExit(f"{shown}: {exc}") from None
+    finally:
+        engine.dispose()
+    print(f"{shown}: {state.describe()}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="stream-server", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -179,6 +206,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prepare", metavar="NAME")
     p.add_argument("--data-dir", type=Path)
     p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("db", help="database schema: upgrade | current | history (STREAM_SERVER_DATABASE_URL)")
+    p.set_defaults(func=cmd_db)
+    database = argparse.ArgumentParser(add_help=False)
+    database.add_argument("--data-dir", type=Path, help="for the default SQLite database (STREAM_SERVER_DATA_DIR)")
+    actions = p.add_subparsers(dest="action", required=True)
+    upgrade = actions.add_parser("upgrade", parents=[database],
+                                 help="migrate the schema (a pre-migration database is stamped first)")
+    upgrade.add_argument("revision", nargs="?", default="head", help="default: head")
+    actions.add_parser("current", parents=[database], help="the database's revision")
+    actions.add_parser("history", help="the migrations this version ships, newest first")
     return parser
 
 

@@ -23,11 +23,31 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         None, description="SQLAlchemy URL; default sqlite:///<data_dir>/stream_server.db. PostgreSQL: postgresql+psycopg://..."
     )
+    database_auto_migrate: bool = Field(
+        True,
+        description="Run the Alembic schema migrations at start-up. False: refuse to start unless the database "
+        "is already current (`stream-server db upgrade` migrates it).",
+    )
     log_level: str = Field("info", description="debug, info, warning, error.")
+
+    # Event bus (supervisor feed across nodes)
+    bus: str = Field(
+        "memory",
+        description="memory (one process) or a Redis URL, redis://host:port/db: every node's supervisors "
+        "then see every node's call events.",
+    )
+    bus_prefix: str = Field(
+        "stream_server", description="Redis key prefix; nodes sharing it share one feed (<prefix>:events)."
+    )
 
     # Auth
     api_token: str | None = Field(
         None, description="Bearer token for the REST API and supervisor feed. Unset = open (dev mode)."
+    )
+    metrics_token: str | None = Field(
+        None,
+        description="Bearer token a Prometheus scraper may present on GET /metrics instead of api_token. "
+        "/metrics is open while neither is set.",
     )
     twilio_auth_token: str | None = Field(
         None, description="Twilio auth token; when set, X-Twilio-Signature is required on /v1/media/twilio."

@@ -228,19 +228,21 @@ class CallRun:
 
 
 async def run_calls(server: LiveServer, calls: dict[str, list[str]], timeout: float = 420,
-                    protocol: str = "twilio", auth_token: str | None = None) -> dict[str, CallRun]:
+                    protocol: str = "twilio", auth_token: str | None = None,
+                    supervisor: LiveServer | None = None) -> dict[str, CallRun]:
     """Stream each call with `stream-server simulate --protocol` while a supervisor listens.
 
     `calls` maps a name to the simulate arguments (files and options); each call gets a
     `test_id` parameter so its events can be told apart on the shared feed. `auth_token`
-    defaults to the Twilio token the server is started with.
+    defaults to the Twilio token the server is started with. `supervisor`: listen on that
+    server's feed instead (another node sharing the Redis bus).
     """
     if auth_token is None and protocol == "twilio":
         auth_token = TWILIO_AUTH_TOKEN
     credentials = ["--auth-token", auth_token] if auth_token else []
     runs = {name: CallRun(name) for name in calls}
     by_call_id: dict[str, CallRun] = {}
-    async with websockets.connect(server.supervisor_url, max_size=2**22) as feed:
+    async with websockets.connect((supervisor or server).supervisor_url, max_size=2**22) as feed:
         hello = json.loads(await feed.recv())
         assert hello["type"] == "hello"
         processes = [

@@ -4,7 +4,7 @@ import os
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
 
 from stream_server.alerts.alert import Alert
@@ -28,6 +28,8 @@ def _postgres_url() -> str:
             raise
         pytest.skip(f"no PostgreSQL at {POSTGRES_URL}: {exc.orig}")
     Base.metadata.drop_all(engine)
+    with engine.begin() as connection:  # else CallStore would take the empty database as migrated
+        connection.execute(text("DROP TABLE IF EXISTS alembic_version"))
     engine.dispose()
     return POSTGRES_URL
 
@@ -69,7 +71,7 @@ def test_filters(store):
     store.create_call("a", "twilio", ["caller"], META)
     store.create_call("b", "twilio", ["caller"], {"from": "+819000", "utm_source": "yahoo"})
     store.add_segment("a", "caller", 0, 1, "idiot", "en", {"insult": 0.8}, True)
-    ids = lambda **kw: sorted(c["id"] for c in store.list_calls(CallFilter(**kw)))  # noqa: E731
+    ids = lambda **kw: sorted(c["id"] for c in store.list_calls(CallFilter(**kw)))
     assert ids() == ["a", "b"]
     assert ids(phone="+819000") == ["b"]
     assert ids(ad_source="google") == ["a"]

@@ -23,5 +23,7 @@ def healthz(request: Request) -> dict:
         "asr_largest_batch": state.services.asr.stats.largest_batch,
         "asr_load": round(state.services.asr.load, 3),
         "asr_busy_seconds": {k: round(v, 1) for k, v in state.services.asr.stats.busy_by_class.items()},
-        "supervisors": getattr(state.services.bus, "subscriber_count", 0),
+        "supervisors": getattr(state.services.bus, "subscriber_count", 0),  # on this node
+        "bus": state.services.bus.kind,
+        "bus_connected": getattr(state.services.bus, "connected", True),
     }

@@ -76,4 +76,6 @@ class HealthOut(BaseModel):
     asr_largest_batch: int
     asr_load: float  # fraction of the last 10 s the model was busy
     asr_busy_seconds: dict[str, float]  # model time per class since start
-    supervisors: int
+    supervisors: int  # supervisor feeds connected to this node
+    bus: str  # memory or redis
+    bus_connected: bool  # false while this node cannot reach Redis (events are queued, bounded)

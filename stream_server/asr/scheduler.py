@@ -75,6 +75,8 @@ class SchedulerStats:
     audio_seconds: float = 0.0
     busy_by_class: dict[str, float] = field(default_factory=lambda: dict.fromkeys(CLASS_NAMES, 0.0))
     jobs_by_class: dict[str, int] = field(default_factory=lambda: dict.fromkeys(CLASS_NAMES, 0))
+    # class → {batch size: batches}: how much batching actually happens (the metrics' histogram)
+    batch_sizes: dict[str, dict[int, int]] = field(default_factory=lambda: {name: {} for name in CLASS_NAMES})
 
 
 class AsrScheduler:
@@ -236,6 +238,8 @@ class AsrScheduler:
             name = CLASS_NAMES[batch[0].priority]
             self.stats.busy_by_class[name] += ended - began
             self.stats.jobs_by_class[name] += len(batch)
+            sizes = self.stats.batch_sizes[name]
+            sizes[len(batch)] = sizes.get(len(batch), 0) + 1
             self.stats.busy_seconds += ended - began
             self.stats.audio_seconds += sum(len(job.audio) for job in batch) / 16000.0
 

@@ -1,22 +1,41 @@
 """The event bus between the pipeline and supervisors.
 
 Events are JSON-ready dicts with at least `type` and `call_id`. The in-process bus is the
-default; a Redis implementation with the same interface lets nodes scale out.
+default; the Redis bus (bus/redis.py) has the same interface and lets nodes scale out.
 """
 
 from __future__ import annotations
 
 from typing import Any, Protocol
 
-from .memory import MemoryBus, Subscription
+from .memory import LocalFanout, MemoryBus, Subscription
 
 Event = dict[str, Any]
 
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+
 
 class EventBus(Protocol):
+    kind: str
+
     async def publish(self, event: Event) -> None: ...
 
     def subscribe(self) -> Subscription: ...
 
+    async def start(self) -> None: ...
 
-__all__ = ["Event", "EventBus", "MemoryBus", "Subscription"]
+    async def stop(self) -> None: ...
+
+
+def create_bus(bus: str, prefix: str = "stream_server") -> EventBus:
+    """`memory`, or a Redis URL (`redis://host:port/db`); started by the caller."""
+    if bus == "memory":
+        return MemoryBus()
+    if bus.startswith(REDIS_SCHEMES):
+        from .redis import RedisBus  # only nodes that use Redis need the client loaded
+
+        return RedisBus(bus, prefix)
+    raise ValueError(f"STREAM_SERVER_BUS must be 'memory' or a redis:// URL, not {bus!r}")
+
+
+__all__ = ["Event", "EventBus", "LocalFanout", "MemoryBus", "Subscription", "create_bus"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import time
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from ..bus import EventBus
 from ..media.codecs import PIPELINE_RATE, StreamResampler, pcm16_to_float
 from ..media.events import Audio, CallEnded, CallStarted
 from ..media.vad import SpeechSegmenter, Utterance, VadOptions
+from ..metrics import ServerMetrics
 from ..store.recordings import RecordingStore, TrackRecorder
 from ..store.repository import CALLER_KEYS, CallStore
 from .loudness import LoudnessMeter
@@ -59,6 +61,7 @@ class CallServices:
     scorer: TextScorer
     db_executor: Executor  # one thread: writes stay in order and off the event loop
     options: SessionOptions = field(default_factory=SessionOptions)
+    metrics: ServerMetrics = field(default_factory=ServerMetrics)
 
 
 def language_from_metadata(metadata: dict[str, str]) -> str | None:
@@ -85,6 +88,11 @@ class _Track:
     @property
     def audio_time(self) -> float:
         return self.recorder.samples_written / self.recorder.sample_rate
+
+    def spoken_at(self, audio_t: float) -> float:
+        """time.monotonic() when audio time `audio_t` of this track arrived, assuming media comes
+        in real time as carriers send it: the start of the latency metrics' clock."""
+        return time.monotonic() - max(0.0, self.audio_time - audio_t)
 
     def push(self, t: float, pcm16: bytes) -> list[Utterance]:
         return self._process(self.orderer.push(t, pcm16), last=False)
@@ -119,6 +127,8 @@ class CallSession:
         self.bad_messages = 0
         self._tasks: set[asyncio.Task] = set()
         self._prolonged_alerted = False
+        self.metrics = services.metrics
+        self._media = services.metrics.media(started.carrier)
 
     def summary(self) -> dict[str, Any]:
         """What a supervisor joining mid-call needs to show this call."""
@@ -145,9 +155,10 @@ class CallSession:
             self.started.stream_id,
             self.language,
         )
+        self.metrics.call_started(self.started.carrier)
         for name in self.started.tracks:
             self._track(name)
-        await self.s.bus.publish(
+        await self._publish(
             {
                 "type": "call.started",
                 "call_id": self.call_id,
@@ -171,6 +182,7 @@ class CallSession:
         """Called for every media frame; never blocks on ASR or the database."""
         if self.ended:
             return
+        self._media.received(len(audio.pcm16))
         track = self._track(audio.track, audio.sample_rate)
         for utterance in track.push(audio.t, audio.pcm16):
             self._spawn_final(track, utterance)
@@ -204,7 +216,8 @@ class CallSession:
                 "utterances": track.utterances,
             }
         await self._db(self.s.store.end_call, self.call_id, event.reason, duration, event.abnormal, stats)
-        await self.s.bus.publish(
+        self.metrics.call_ended(self.started.carrier, event.reason, self.bad_messages)
+        await self._publish(
             {
                 "type": "call.ended",
                 "call_id": self.call_id,
@@ -234,9 +247,9 @@ class CallSession:
         current = track.segmenter.current()
         track.partial_pending = True
         track.partial_audio_end = current.end
-        self._spawn(self._partial(track, current, track.utterances))
+        self._spawn(self._partial(track, current, track.utterances, track.spoken_at(current.end)))
 
-    async def _partial(self, track: _Track, utterance: Utterance, index: int) -> None:
+    async def _partial(self, track: _Track, utterance: Utterance, index: int, spoken_at: float) -> None:
         try:
             result = await self.s.asr.transcribe(
                 pcm16_to_float(utterance.pcm16), self.language, track=track.name, partial=True, key=(track.name, index)
@@ -246,24 +259,23 @@ class CallSession:
         if result is None or not result.text:
             return
         scores = self.s.scorer.score(result.text, result.language)
-        await self.s.bus.publish(
-            self._transcript_event("transcript.partial", track.name, utterance, result, scores)
-        )
+        await self._publish(self._transcript_event("transcript.partial", track.name, utterance, result, scores))
         for alert in self.policy.evaluate(scores, result.text, utterance.start, utterance.end, track.name):
-            await self._raise(alert)
+            await self._raise(alert, spoken_at)
 
     def _spawn_final(self, track: _Track, utterance: Utterance) -> None:
         # The index is taken now, not when the task runs, so a partial of the next
         # utterance can never share this utterance's key.
         index = track.utterances
         track.utterances += 1
-        self._spawn(self._final(track, utterance, index))
+        self._spawn(self._final(track, utterance, index, track.spoken_at(utterance.end)))
 
-    async def _final(self, track: _Track, utterance: Utterance, index: int) -> None:
+    async def _final(self, track: _Track, utterance: Utterance, index: int, spoken_at: float) -> None:
         level, delta = track.loudness.observe_utterance(utterance.pcm16)
         result = await self.s.asr.transcribe(
             pcm16_to_float(utterance.pcm16), self.language, track=track.name, partial=False, key=(track.name, index)
         )
+        self.metrics.final_transcript(track.name, spoken_at)
         if result is None or not result.text:
             return
         await self._learn_language(result)
@@ -285,9 +297,9 @@ class CallSession:
         event = self._transcript_event("transcript.final", track.name, utterance, result, scores)
         event.update(segment_id=segment_id, abusive=abusive, loudness_dbfs=round(level, 1))
         event["loudness_delta_db"] = None if delta is None else round(delta, 1)
-        await self.s.bus.publish(event)
+        await self._publish(event)
         for alert in self.policy.evaluate(scores, result.text, utterance.start, utterance.end, track.name):
-            await self._raise(alert)
+            await self._raise(alert, spoken_at)
 
     async def _learn_language(self, result: Any) -> None:
         """Auto-detection on a short phrase wanders; the first confident answer sticks."""
@@ -296,9 +308,15 @@ class CallSession:
         self.language, self.language_fixed = result.language, True
         await self._db(self.s.store.set_language, self.call_id, result.language)
 
-    async def _raise(self, alert: Alert) -> None:
+    async def _raise(self, alert: Alert, spoken_at: float | None = None) -> None:
+        """`spoken_at`: when the utterance behind the alert ended (None for call rules)."""
         await self._db(self.s.store.add_alert, alert)
-        await self.s.bus.publish({"type": "alert", **alert.to_event()})
+        await self._publish({"type": "alert", **alert.to_event()})
+        self.metrics.alert_raised(alert, spoken_at)
+
+    async def _publish(self, event: dict[str, Any]) -> None:
+        await self.s.bus.publish(event)
+        self.metrics.event_published(event["type"])
 
     def _transcript_event(
         self, kind: str, track: str, utterance: Utterance, result: Any, scores: dict[str, float]

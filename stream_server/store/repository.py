@@ -12,7 +12,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from ..alerts.alert import Alert
-from .schema import AlertRow, Base, CallRow, SegmentRow
+from .migrate import ensure_schema
+from .schema import AlertRow, CallRow, SegmentRow
 
 AD_SOURCE_KEYS = ("utm_source", "ad_source", "source")
 CAMPAIGN_KEYS = ("utm_campaign", "campaign")
@@ -67,9 +68,13 @@ class CallFilter:
 
 
 class CallStore:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, auto_migrate: bool = True) -> None:
         self.engine = make_engine(url)
-        Base.metadata.create_all(self.engine)
+        try:
+            ensure_schema(self.engine, auto_migrate)  # Alembic migrations, not create_all
+        except BaseException:
+            self.engine.dispose()
+            raise
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     def close(self) -> None:

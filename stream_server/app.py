@@ -1,6 +1,8 @@
 """Composition root: builds settings, store, bus, ASR engine and classifier; mounts routes.
 
-Nothing else in the package imports this module.
+One binary, four roles (STREAM_SERVER_ROLE): `all` does everything in one process; `ingest`
+runs calls and queues their speech for `asr` workers on Redis; `gateway` serves the API and the
+supervisor feed. Nothing else in the package imports this module.
 """
 
 from __future__ import annotations
@@ -9,7 +11,8 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -21,6 +24,7 @@ from .api import metrics as metrics_endpoint
 from .api.audiosocket_server import AudioSocketServer
 from .asr.baseline import TranscribeBaseline
 from .asr.engine import AsrEngine, AsrOptions
+from .asr.queue import AsrWorker, RemoteAsr
 from .asr.scheduler import AsrScheduler
 from .bus import create_bus
 from .classifiers.text import TextAbuseClassifier, default_model_path
@@ -33,6 +37,14 @@ from .store.recordings import RecordingStore
 from .store.repository import CallStore
 
 log = logging.getLogger("stream_server")
+
+# What each role serves. Every role answers /healthz and /metrics.
+ROUTERS = {
+    "all": (health, metrics_endpoint, calls, alerts, supervisor, media, webrtc),
+    "ingest": (health, metrics_endpoint, media, webrtc),
+    "asr": (health, metrics_endpoint),
+    "gateway": (health, metrics_endpoint, calls, alerts, supervisor),
+}
 
 
 def asr_options(settings: Settings) -> AsrOptions:
@@ -77,12 +89,41 @@ def load_classifier(settings: Settings) -> TextAbuseClassifier:
 
 
 async def build_services(settings: Settings, metrics: ServerMetrics | None = None) -> CallServices:
-    """Everything a CallSession needs; the ASR model is loaded and warmed up here."""
+    """Everything a CallSession needs; the ASR model is loaded and warmed up here. If a later
+    part fails (database, model), what was already started is stopped again: a failed start
+    must not leave a Redis connection or ASR workers running in the process."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    bus = create_bus(settings.bus, settings.bus_prefix)
-    await bus.start()  # first: an unreachable Redis fails start-up before the model loads
-    store = CallStore(settings.resolved_database_url, settings.database_auto_migrate)
-    classifier = load_classifier(settings)
+    async with AsyncExitStack() as undo:
+        bus = create_bus(settings.bus, settings.bus_prefix)
+        await bus.start()  # first: an unreachable Redis fails start-up before the model loads
+        undo.push_async_callback(bus.stop)
+        store = CallStore(settings.resolved_database_url, settings.database_auto_migrate, settings.resolved_node_name)
+        undo.callback(store.close)
+        classifier = load_classifier(settings)
+        asr: AsrScheduler | RemoteAsr | None = None
+        if settings.role in ("all", "asr"):
+            asr = await start_local_asr(settings)
+        elif settings.role == "ingest":  # speech goes to the asr role's workers
+            asr = RemoteAsr(settings.bus, settings.bus_prefix)
+            await asr.start()
+        if asr is not None:
+            undo.push_async_callback(asr.stop)
+        services = CallServices(
+            store=store,
+            recordings=RecordingStore(settings.data_dir / "recordings"),
+            bus=bus,
+            asr=asr,
+            scorer=classifier,
+            db_executor=ThreadPoolExecutor(max_workers=1, thread_name_prefix="db"),
+            options=session_options(settings, classifier),
+            metrics=metrics or ServerMetrics(),
+        )
+        undo.pop_all()  # all started: from here on close_services stops them
+    return services
+
+
+async def start_local_asr(settings: Settings) -> AsrScheduler:
+    """The model in this process: loaded, warmed up, its worker threads running."""
     baseline = settings.asr_pipeline == "baseline"
     engine_class = TranscribeBaseline if baseline else AsrEngine
     engine = await asyncio.to_thread(engine_class, asr_options(settings), settings.resolved_model_cache_dir)
@@ -95,23 +136,31 @@ async def build_services(settings: Settings, metrics: ServerMetrics | None = Non
         workers=engine.options.workers,
     )
     scheduler.start()
-    return CallServices(
-        store=store,
-        recordings=RecordingStore(settings.data_dir / "recordings"),
-        bus=bus,
-        asr=scheduler,
-        scorer=classifier,
-        db_executor=ThreadPoolExecutor(max_workers=1, thread_name_prefix="db"),
-        options=session_options(settings, classifier),
-        metrics=metrics or ServerMetrics(),
-    )
+    return scheduler
 
 
 async def close_services(services: CallServices) -> None:
-    await services.bus.stop()
-    await services.asr.stop()
-    services.db_executor.shutdown(wait=True)
-    services.store.close()
+    """Stop everything build_services started, in order; one part failing to stop does not
+    keep the others running."""
+    async with AsyncExitStack() as stack:  # runs bottom-up: bus, ASR, db thread, store
+        stack.callback(services.store.close)
+        stack.callback(services.db_executor.shutdown, wait=True)
+        if services.asr is not None:
+            stack.push_async_callback(services.asr.stop)
+        stack.push_async_callback(services.bus.stop)
+
+
+async def end_calls(state: Any) -> None:
+    """Shutdown: hang up the softphones and end every other call (`server_shutdown`), so each
+    recording is closed and each call stored while the store and bus are still there."""
+    await webrtc.close_all_calls(state)
+    for session in list(state.active_calls.values()):
+        await session.end(CallEnded("server_shutdown"))
+
+
+def audiosocket_server(state: Any, settings: Settings) -> AudioSocketServer:
+    return AudioSocketServer(state, settings.audiosocket_host, settings.audiosocket_port, settings.audiosocket_allow,
+                             settings.max_bad_messages, settings.audiosocket_idle_timeout_s)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -121,25 +170,29 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if not settings.api_token:
             log.warning("DEV MODE: STREAM_SERVER_API_TOKEN is not set; the API and supervisor feed are open")
-        services = app.state.services = await build_services(settings, app.state.metrics)
-        interrupted = services.store.mark_unfinished_calls_interrupted()
-        if interrupted:
-            log.warning("marked %d calls left active by a previous run as interrupted", interrupted)
-        log.info("stream_server %s ready: model %s, database %s", __version__, settings.asr_model,
-                 settings.resolved_database_url.split("@")[-1])
-        audiosocket_server = None
-        if settings.audiosocket_port:  # Asterisk AudioSocket is raw TCP, beside the HTTP server
-            audiosocket_server = AudioSocketServer(app.state, settings.audiosocket_host, settings.audiosocket_port,
-                                                   settings.audiosocket_allow, settings.max_bad_messages)
-            await audiosocket_server.start()
-        try:
+        # Unwinds bottom-up, at shutdown or when a later start-up step fails: the AudioSocket
+        # listener stops, calls end, then the services they write to are closed.
+        async with AsyncExitStack() as running:
+            services = app.state.services = await build_services(settings, app.state.metrics)
+            running.push_async_callback(close_services, services)
+            running.push_async_callback(end_calls, app.state)
+            if settings.role == "asr":  # take speech from every ingest node's queue
+                worker = AsrWorker(services.asr, settings.bus, settings.bus_prefix, settings.asr_claim_idle_s)
+                await worker.start()
+                running.push_async_callback(worker.stop)
+                app.state.asr_worker = worker
+            if settings.role in ("all", "ingest"):
+                interrupted = services.store.mark_unfinished_calls_interrupted()
+                if interrupted:
+                    log.warning("marked %d calls left active by a previous run as interrupted", interrupted)
+            log.info("stream_server %s ready: role %s, model %s, database %s", __version__, settings.role,
+                     settings.asr_model, settings.resolved_database_url.split("@")[-1])
+            if settings.audiosocket_port and settings.role in ("all", "ingest"):
+                # Asterisk AudioSocket is raw TCP, beside the HTTP server
+                listener = audiosocket_server(app.state, settings)
+                await listener.start()
+                running.push_async_callback(listener.stop)
             yield
-        finally:
-            if audiosocket_server is not None:
-                await audiosocket_server.stop()
-            for session in list(app.state.active_calls.values()):
-                await session.end(CallEnded("server_shutdown"))
-            await close_services(services)
 
     app = FastAPI(
         title="stream_server",
@@ -151,6 +204,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.active_calls = {}
     app.state.metrics = ServerMetrics()  # this app's own registry, scraped at GET /metrics
     metrics_endpoint.watch_app(app.state.metrics, app.state)
-    for module in (health, metrics_endpoint, calls, alerts, supervisor, media, webrtc):
+    for module in ROUTERS[settings.role]:
         app.include_router(module.router)
     return app

@@ -11,6 +11,8 @@ import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from .config import Settings
 from .simulator import PROTOCOLS
 
@@ -30,8 +32,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from .app import create_app
 
-    overrides = {k: v for k, v in (("host", args.host), ("port", args.port), ("data_dir", args.data_dir)) if v}
-    settings = Settings(**overrides)
+    overrides = {k: v for k, v in (("host", args.host), ("port", args.port), ("data_dir", args.data_dir),
+                                   ("role", args.role)) if v}
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        raise SystemExit(f"stream-server serve: {exc}") from None
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     uvicorn.run(
         create_app(settings),
@@ -175,6 +181,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", help="default 127.0.0.1 (STREAM_SERVER_HOST)")
     p.add_argument("--port", type=int, help="default 8080 (STREAM_SERVER_PORT)")
     p.add_argument("--data-dir", type=Path, help="default ./data (STREAM_SERVER_DATA_DIR)")
+    p.add_argument("--role", choices=["all", "ingest", "asr", "gateway"],
+                   help="default all: one process does everything; the others split it over nodes that share "
+                        "Redis (STREAM_SERVER_BUS) and the database (STREAM_SERVER_ROLE, docs/deployment.md)")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("simulate", help="stream audio files into a server as a carrier would")

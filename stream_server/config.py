@@ -6,10 +6,11 @@ directory, the in-process bus, the bundled offline models.
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -29,12 +30,28 @@ class Settings(BaseSettings):
         "is already current (`stream-server db upgrade` migrates it).",
     )
     log_level: str = Field("info", description="debug, info, warning, error.")
+    role: Literal["all", "ingest", "asr", "gateway"] = Field(
+        "all",
+        description="all: one process does everything (the default). Scale-out roles share STREAM_SERVER_BUS "
+        "(Redis), the database and data_dir: ingest takes carrier media and runs calls, asr transcribes "
+        "for every ingest node, gateway serves the REST API and supervisor feed.",
+    )
+    node_name: str | None = Field(
+        None,
+        description="This node's stable name, stored on its calls so that its restart marks only its own "
+        "unfinished calls interrupted. Default: <hostname>:<port> outside role all.",
+    )
 
     # Event bus (supervisor feed across nodes)
     bus: str = Field(
         "memory",
         description="memory (one process) or a Redis URL, redis://host:port/db: every node's supervisors "
         "then see every node's call events.",
+    )
+    asr_claim_idle_s: float = Field(
+        30.0, gt=0,
+        description="Role asr: a queued utterance held this long by a worker that stopped answering is "
+        "taken over by another worker.",
     )
     bus_prefix: str = Field(
         "stream_server", description="Redis key prefix; nodes sharing it share one feed (<prefix>:events)."
@@ -93,10 +110,18 @@ class Settings(BaseSettings):
         description="Comma-separated peer addresses or networks allowed to connect to the AudioSocket port "
         "(AudioSocket has no credentials); * = any.",
     )
+    audiosocket_idle_timeout_s: float = Field(
+        30.0,
+        ge=0,
+        description="Seconds an AudioSocket peer may send nothing after its UUID frame before the call is ended "
+        "(idle_timeout) and the socket closed; 0 = no limit.",
+    )
 
     # WebRTC softphones (POST /v1/webrtc/offer)
     webrtc_token: str | None = Field(
-        None, description="Bearer token softphones present on POST /v1/webrtc/offer; unset = open."
+        None,
+        description="Bearer token softphones present on POST /v1/webrtc/offer; unset = api_token is required "
+        "instead (open only while both are unset).",
     )
     webrtc_max_calls: int = Field(20, ge=1, description="Most WebRTC peer connections open at once (503 above).")
     webrtc_max_offer_bytes: int = Field(65536, ge=1024, description="Largest offer request body (413 above).")
@@ -153,6 +178,19 @@ class Settings(BaseSettings):
     prolonged_call_minutes: float = Field(30.0, description="Alert when a call runs longer (0 = off).")
     repeat_calls: int = Field(3, description="Alert when a number calls this often within the window (0 = off).")
     repeat_window_hours: float = Field(24.0, description="Window for repeat_calls.")
+
+    @model_validator(mode="after")
+    def _scale_out_needs_redis(self) -> Settings:
+        if self.role != "all" and not self.bus.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError(f"role {self.role} needs STREAM_SERVER_BUS=redis://...: nodes meet on Redis")
+        return self
+
+    @property
+    def resolved_node_name(self) -> str | None:
+        """None in role all: one process owns every call in its database."""
+        if self.node_name or self.role == "all":
+            return self.node_name
+        return f"{socket.gethostname()}:{self.port}"
 
     @property
     def resolved_database_url(self) -> str:

@@ -197,6 +197,9 @@ def _asr_metrics(asr: AsrScheduler) -> Iterator[Metric]:
     for name, count in asr.queued().items():
         queued.add_metric([name], count)
     yield queued
+    if isinstance(getattr(asr, "backlog", None), dict):  # ingest: the model runs on the asr role's nodes
+        yield from _shared_queue_metrics(asr)
+        return
     busy = CounterMetricFamily(
         f"{PREFIX}_asr_busy_seconds", "Seconds ASR workers spent decoding, by kind of work.", labels=[work]
     )
@@ -230,6 +233,28 @@ def _asr_metrics(asr: AsrScheduler) -> Iterator[Metric]:
         value=asr.load,
     )
     yield GaugeMetricFamily(f"{PREFIX}_asr_workers", "ASR worker threads on this node.", value=asr.workers)
+
+
+def _shared_queue_metrics(asr: Any) -> Iterator[Metric]:
+    """An ingest node's view of the shared ASR queue (asr/queue.py RemoteAsr)."""
+    done = CounterMetricFamily(f"{PREFIX}_asr_utterances", "Utterances transcribed, by kind of work.", labels=["work"])
+    for name, count in asr.stats.jobs_by_class.items():
+        done.add_metric([name], count)
+    yield done
+    backlog = GaugeMetricFamily(
+        f"{PREFIX}_asr_backlog_utterances",
+        "Utterances queued or being transcribed on the asr role's workers, every ingest node's, by stream. "
+        "caller staying above zero means too few workers.",
+        labels=["stream"],
+    )
+    for stream, count in asr.backlog.items():
+        backlog.add_metric([stream], count)
+    yield backlog
+    yield CounterMetricFamily(
+        f"{PREFIX}_asr_duplicate_results",
+        "Transcripts that arrived twice (a worker presumed dead finished after all); the first is used.",
+        value=asr.duplicates,
+    )
 
 
 def _bus_metrics(bus: Any) -> Iterator[Metric]:

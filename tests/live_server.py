@@ -71,7 +71,9 @@ class LiveServer:
         return self.log_path.read_text(errors="replace")
 
 
-def start_server(data_dir: Path, extra_env: dict[str, str] | None = None, timeout: float = 180) -> LiveServer:
+def start_server(data_dir: Path, extra_env: dict[str, str] | None = None, timeout: float = 180,
+                 log_name: str = "server.log") -> LiveServer:
+    """`log_name`: servers sharing one data directory (scale-out roles) each need their own."""
     port, audiosocket_port = free_port(), free_port()
     env = dict(os.environ)
     env.update(
@@ -89,7 +91,7 @@ def start_server(data_dir: Path, extra_env: dict[str, str] | None = None, timeou
         }
     )
     env.update(extra_env or {})
-    log_path = data_dir / "server.log"
+    log_path = data_dir / log_name
     data_dir.mkdir(parents=True, exist_ok=True)
     process = subprocess.Popen(
         [sys.executable, "-m", "stream_server.cli", "serve", "--port", str(port), "--data-dir", str(data_dir)],

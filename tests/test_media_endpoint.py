@@ -86,6 +86,38 @@ def test_garbage_is_survived_and_every_valid_frame_is_recorded(live_server):
         assert wav.getnframes() == 50 * 160  # the held pre-start frame + chunks 2..50
 
 
+def test_hostile_ids_metadata_and_numbers_cost_single_messages_not_the_call(live_server):
+    """Ids over the column sizes, NUL and lone surrogates in metadata, numbers no float holds:
+    the call is still stored (bounded, cleaned) and every valid frame recorded."""
+    call = SimulatedCall(caller=b"", parameters={"from": "+81" + "1" * 200, "utm_source": "\udc80google\x00"})
+    call.stream_sid = "MZ" + "z" * 400
+    call.call_sid = "CA" + "9" * 300
+
+    async def scenario():
+        ws = await _connect(live_server)
+        await ws.send(json.dumps(start_message(call)))  # \udc80 travels as a JSON escape
+        await ws.send('{"event":"media","media":{"track":"inbound","timestamp":' + "9" * 5000 + ',"payload":"/w=="}}')
+        infinite = media_message(call, 2, "inbound", 1, FRAME)
+        infinite["media"]["timestamp"] = float("inf")
+        await ws.send(json.dumps(infinite))  # Python's json writes Infinity, and reads it back
+        for chunk in range(1, 21):
+            await ws.send(json.dumps(media_message(call, chunk + 2, "inbound", chunk, FRAME)))
+        await ws.send(json.dumps({"event": "stop", "streamSid": call.stream_sid, "stop": {}}))
+        code = await close_code(ws)
+        return code, await wait_for_call_end(live_server, stream_id=call.stream_sid[:128])
+
+    code, stored = asyncio.run(scenario())
+    assert code == 1000
+    assert stored["status"] == "ended" and stored["stats"]["bad_messages"] == 2
+    assert stored["carrier_call_id"] == call.call_sid[:128]
+    assert stored["metadata"]["utm_source"] == "?google"
+    assert stored["caller_number"] == ("+81" + "1" * 200)[:64]
+    with live_server.client() as http:
+        audio = http.get(f"/v1/calls/{stored['id']}/recording.wav").content
+    with wave.open(io.BytesIO(audio)) as wav:
+        assert wav.getnframes() == 20 * 160
+
+
 def test_too_many_malformed_messages_close_with_1007_and_keep_the_call(live_server):
     call = SimulatedCall(caller=b"")
 

@@ -28,6 +28,8 @@ from stream_server.store.migrate import (
     upgrade,
 )
 from stream_server.store.repository import CallStore, make_engine
+
+HEAD_REVISION = "0002"  # the newest file in stream_server/store/migrations/versions
 from stream_server.store.schema import Base, CallRow
 from tests.live_server import start_server, stop_server
 
@@ -78,10 +80,12 @@ def schema_diff(url: str, metadata: MetaData = Base.metadata) -> list:
 
 
 def create_all_era_database(url: str) -> None:
-    """What every release before migrations left behind: create_all's tables, no alembic_version."""
+    """What every release before migrations left behind: create_all's tables (which revision
+    0001 reproduces exactly), no alembic_version."""
     engine = make_engine(url)
-    Base.metadata.create_all(engine)
+    upgrade(engine, INITIAL_REVISION)
     with engine.begin() as connection:
+        connection.execute(text("DROP TABLE alembic_version"))
         connection.execute(
             CallRow.__table__.insert().values(
                 id="old-call", carrier="twilio", carrier_call_id="CA1", stream_id="MZ1", caller_number="+8190",
@@ -112,7 +116,7 @@ def test_upgrade_head_builds_exactly_the_models_schema(database_url):
     engine = make_engine(database_url)
     state = upgrade(engine)
     engine.dispose()
-    assert state.at_head and state.current == INITIAL_REVISION
+    assert state.at_head and state.current == HEAD_REVISION
     assert table_names(database_url) == TABLES | {"alembic_version"}
     # The guard for every future schema edit: a model change without a migration fails here.
     assert schema_diff(database_url) == []
@@ -152,8 +156,8 @@ LATER_MIGRATION = """
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0002"
-down_revision = "0001"
+revision = "0003"
+down_revision = "0002"
 branch_labels = depends_on = None
 
 
@@ -172,12 +176,12 @@ def test_a_later_migration_that_rebuilds_calls_keeps_their_segments(database_url
     store.close()
     migrations = tmp_path / "migrations"
     shutil.copytree(migrate.MIGRATIONS_DIR, migrations, ignore=shutil.ignore_patterns("__pycache__"))
-    (migrations / "versions" / "0002_queue.py").write_text(LATER_MIGRATION)
+    (migrations / "versions" / "0003_queue.py").write_text(LATER_MIGRATION)
     monkeypatch.setattr(migrate, "MIGRATIONS_DIR", migrations)
 
     store = CallStore(database_url)
     try:
-        assert schema_state(store.engine).current == "0002"
+        assert schema_state(store.engine).current == "0003"
         assert [s["text"] for s in store.get_call("c1")["segments"]] == ["you idiot"]
         with pytest.raises(IntegrityError):  # foreign keys are enforced again after the migration
             store.add_segment("no-such-call", "caller", 0.0, 1.0, "x", None, {}, False)
@@ -255,8 +259,8 @@ def test_db_command_upgrades_and_reports_the_revision(database_url):
 
     assert before.returncode == 0 and "unversioned" in before.stdout, before.stderr
     assert upgraded.returncode == 0, upgraded.stderr
-    assert after.returncode == 0 and f"revision {INITIAL_REVISION} (head)" in after.stdout
-    assert f"-> {INITIAL_REVISION} (head)" in history.stdout
+    assert after.returncode == 0 and f"revision {HEAD_REVISION} (head)" in after.stdout
+    assert f"-> {HEAD_REVISION} (head)" in history.stdout
     assert schema_diff(database_url) == []
 
 

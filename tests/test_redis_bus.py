@@ -269,3 +269,19 @@ def test_a_supervisor_on_one_server_sees_every_event_of_a_call_on_another_once(t
         assert run.events[0]["type"] == "call.started" and run.events[-1]["type"] == "call.ended"
     finally:
         stop_server(ingest)
+
+
+def test_events_redis_cannot_encode_or_json_cannot_hold_are_dropped_and_the_bus_goes_on(prefix):
+    """A lone surrogate (caller text) must not kill the writer; an event that is not JSON is
+    refused at publish. Either way the events after it still arrive."""
+    async def scenario() -> None:
+        async with node(prefix) as a, node(prefix) as b:
+            received = b.subscribe()
+            await a.publish({"type": "transcript.final", "text": "\udc80 lone surrogate"})
+            await a.publish({"type": "transcript.final", "text": object()})
+            await a.publish(event(1, "a"))
+            first, second = await take(received, 2)
+            assert first["text"] == "\udc80 lone surrogate" and second["n"] == 1
+            assert a.dropped_publishes == 1
+
+    asyncio.run(scenario())

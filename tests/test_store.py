@@ -8,6 +8,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
 
 from stream_server.alerts.alert import Alert
+from stream_server.media.events import CallStarted
 from stream_server.store.repository import CallFilter, CallStore
 from stream_server.store.schema import Base
 
@@ -61,6 +62,17 @@ def test_call_lifecycle_with_segments_and_alerts(store):
     assert call["alert_count"] == 1
 
 
+def test_carrier_strings_longer_than_their_columns_are_bounded_not_refused(store):
+    """PostgreSQL refuses a value over a VARCHAR's length (and NUL anywhere): a refused insert
+    would lose the call, so the store bounds what the carrier sent."""
+    started = CallStarted("telnyx", ("caller",), {"from": "+81" + "1" * 200, "utm_campaign": "c\x00" * 300},
+                          "v3:" + "x" * 500, "s" * 500)
+    store.create_call("c1", started.carrier, ["caller"], started.metadata, started.carrier_call_id, started.stream_id)
+    call = store.get_call("c1")
+    assert call["carrier_call_id"] == ("v3:" + "x" * 500)[:128] and call["stream_id"] == "s" * 128
+    assert call["caller_number"] == ("+81" + "1" * 200)[:64] and call["campaign"] == "c" * 256
+
+
 def test_abnormal_end_is_interrupted(store):
     store.create_call("c1", "twilio", ["caller"], META)
     store.end_call("c1", "disconnected", 3.0, abnormal=True)
@@ -101,3 +113,17 @@ def test_repeat_caller_count_and_startup_recovery(store):
     assert store.count_recent_calls("+81312345678", 24) == 3
     assert store.mark_unfinished_calls_interrupted() == 3
     assert store.get_call("c0")["end_reason"] == "server_restart"
+
+
+def test_a_restarting_node_marks_only_its_own_unfinished_calls_interrupted(store):
+    """Two ingest nodes share the database: a restart of one must not end the other's live calls."""
+    other = CallStore(str(store.engine.url.render_as_string(hide_password=False)), node="ingest-b")
+    try:
+        mine = CallStore(str(store.engine.url.render_as_string(hide_password=False)), node="ingest-a")
+        mine.create_call("a1", "twilio", ["caller"], META)
+        other.create_call("b1", "twilio", ["caller"], META)
+        assert mine.mark_unfinished_calls_interrupted() == 1
+        mine.close()
+        assert store.get_call("a1")["status"] == "interrupted" and store.get_call("b1")["status"] == "active"
+    finally:
+        other.close()

@@ -1,8 +1,10 @@
 """The Asterisk AudioSocket TCP listener: one connection per call, pumped into a CallSession.
 
 AudioSocket has no credentials, so the peer address is the only gate: `audiosocket_allow`
-(loopback by default). A refused peer gets an error frame and the socket is closed. Calls are
-run with the same session helpers as the WebSocket carriers (api/media.py).
+(loopback by default). A refused peer gets an error frame and the socket is closed. A peer that
+sends nothing for `audiosocket_idle_timeout_s` after its UUID is closed and its call ended
+(`idle_timeout`). Calls are run with the same session helpers as the WebSocket carriers
+(api/media.py).
 """
 
 from __future__ import annotations
@@ -49,12 +51,14 @@ def peer_allowed(host: str | None, allow: list[Network] | None) -> bool:
 class AudioSocketServer:
     """Owned by the app lifespan: `start()` binds the port, `stop()` ends every call on it."""
 
-    def __init__(self, state: Any, host: str, port: int, allow: str, max_bad_frames: int) -> None:
+    def __init__(self, state: Any, host: str, port: int, allow: str, max_bad_frames: int,
+                 idle_timeout_s: float = 30.0) -> None:
         self.state = state
         self.host = host
         self.port = port
         self.allow = parse_allow_list(allow)
         self.max_bad_frames = max_bad_frames
+        self.idle_timeout_s = idle_timeout_s  # after the UUID; 0 = wait for ever
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task] = set()
 
@@ -102,36 +106,22 @@ class AudioSocketServer:
         session: CallSession | None = None
         end = CallEnded("disconnected")
         try:
-            while True:
-                try:
-                    timeout = None if parser.started else UUID_TIMEOUT_S
-                    data = await asyncio.wait_for(reader.read(READ_BYTES), timeout)
-                except TimeoutError:
-                    log.warning("audiosocket: no UUID frame from %s in %.0f s", peer[0], UUID_TIMEOUT_S)
-                    end = CallEnded("protocol_error")
-                    await _send_error(writer, audiosocket.ERROR_PROTOCOL)
+            while not parser.ended:  # a hangup frame ends the call: nothing after it is read
+                data = await self._next_chunk(reader, writer, parser, str(peer[0]))
+                if isinstance(data, CallEnded):
+                    end = data
                     break
-                except (ConnectionError, OSError) as exc:
-                    log.warning("audiosocket: call %s: connection lost: %s", parser.call_id, exc)
-                    break
-                if not data:
-                    end = parser.finish()
-                    break
-                events = parser.feed(data)
-                finished = False
-                for event in events:
+                for event in parser.feed(data):
                     if isinstance(event, CallStarted):
                         session = await open_session(self.state, parser.carrier, event)
                     elif isinstance(event, Audio) and session is not None:
                         session.push_audio(event)
                     elif isinstance(event, CallEnded):
-                        end, finished = event, True
+                        end = event
                 if parser.error:
                     log.warning("audiosocket: closing call %s from %s: %s", parser.call_id, peer[0], parser.error)
                     end = CallEnded("protocol_error")
                     await _send_error(writer, audiosocket.ERROR_PROTOCOL)
-                    break
-                if finished:
                     break
         except asyncio.CancelledError:
             end = CallEnded("server_shutdown")
@@ -144,6 +134,26 @@ class AudioSocketServer:
                         session = await open_session(self.state, parser.carrier, event)
             if session is not None:
                 await close_session(self.state, parser.carrier, session, end, parser.bad_frames)
+
+    async def _next_chunk(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                          parser: audiosocket.AudioSocketStream, host: str) -> bytes | CallEnded:
+        """The peer's next bytes, or how the call ends without them. Waits are bounded so that a
+        peer that goes quiet cannot hold its connection (and its call) open for ever."""
+        awaiting_uuid = not parser.started
+        timeout = UUID_TIMEOUT_S if awaiting_uuid else self.idle_timeout_s or None
+        try:
+            data = await asyncio.wait_for(reader.read(READ_BYTES), timeout)
+        except TimeoutError:
+            if awaiting_uuid:
+                log.warning("audiosocket: no UUID frame from %s in %.0f s", host, UUID_TIMEOUT_S)
+                await _send_error(writer, audiosocket.ERROR_PROTOCOL)
+                return CallEnded("protocol_error")
+            log.warning("audiosocket: call %s: nothing from %s in %.1f s; ending it", parser.call_id, host, timeout)
+            return CallEnded("idle_timeout")
+        except (ConnectionError, OSError) as exc:
+            log.warning("audiosocket: call %s: connection lost: %s", parser.call_id, exc)
+            return CallEnded("disconnected")
+        return data or parser.finish()
 
 
 async def _send_error(writer: asyncio.StreamWriter, code: int) -> None:

@@ -6,24 +6,17 @@ Browsers cannot set headers on a WebSocket, so the feed also accepts `?token=`.
 
 from __future__ import annotations
 
-import secrets
-
 from fastapi import HTTPException, Request, WebSocket, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from ..media.credentials import bearer_value, secret_matches
 
 _bearer = HTTPBearer(auto_error=False, description="STREAM_SERVER_API_TOKEN")
 
 
 def token_matches(expected: str | None, presented: str | None) -> bool:
-    if not expected:
-        return True
-    return presented is not None and secrets.compare_digest(presented.encode(), expected.encode())
-
-
-def _bearer_value(header: str | None) -> str | None:
-    if header and header[:7].lower() == "bearer ":
-        return header[7:].strip()
-    return None
+    """No token configured (dev mode) lets everyone in; otherwise a constant-time match."""
+    return not expected or secret_matches(expected, presented)
 
 
 async def require_api_token(request: Request) -> str:
@@ -38,5 +31,6 @@ async def require_api_token(request: Request) -> str:
 
 
 def websocket_token_ok(websocket: WebSocket) -> bool:
-    presented = _bearer_value(websocket.headers.get("authorization")) or websocket.query_params.get("token")
+    presented = bearer_value(websocket.headers.get("authorization")) or websocket.query_params.get("token")
     return token_matches(websocket.app.state.settings.api_token, presented)
+

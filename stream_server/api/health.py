@@ -12,18 +12,30 @@ router = APIRouter(tags=["health"])
 @router.get("/healthz", response_model=HealthOut)
 def healthz(request: Request) -> dict:
     state = request.app.state
-    return {
+    health = {
         "status": "ok",
+        "role": state.settings.role,
         "active_calls": len(state.active_calls),
         "asr_model": state.settings.asr_model,
         "asr_pipeline": state.settings.asr_pipeline,
-        "asr_queue_depth": state.services.asr.queue_depth,
-        "asr_queued": state.services.asr.queued(),
-        "asr_batches": state.services.asr.stats.batches,
-        "asr_largest_batch": state.services.asr.stats.largest_batch,
-        "asr_load": round(state.services.asr.load, 3),
-        "asr_busy_seconds": {k: round(v, 1) for k, v in state.services.asr.stats.busy_by_class.items()},
         "supervisors": getattr(state.services.bus, "subscriber_count", 0),  # on this node
         "bus": state.services.bus.kind,
         "bus_connected": getattr(state.services.bus, "connected", True),
     }
+    asr = state.services.asr
+    if asr is not None:  # a gateway has none
+        health.update({
+            "asr_queue_depth": asr.queue_depth,
+            "asr_queued": asr.queued(),
+            "asr_batches": asr.stats.batches,
+            "asr_largest_batch": asr.stats.largest_batch,
+            "asr_load": round(asr.load, 3),
+            "asr_busy_seconds": {k: round(v, 1) for k, v in asr.stats.busy_by_class.items()},
+        })
+        worker = getattr(state, "asr_worker", None)
+        if worker is not None:
+            health["asr_worker"] = {"in_flight": worker.in_flight, "claimed": worker.jobs_claimed,
+                                    "done": worker.jobs_done}
+        if hasattr(asr, "backlog"):  # ingest: the shared queue, every node's work
+            health["asr_backlog"] = dict(asr.backlog)
+    return health

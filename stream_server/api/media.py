@@ -15,7 +15,7 @@ from typing import Any, Protocol
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from ..media import audiohook, l16_stream, telnyx, twilio, vonage
-from ..media.errors import MalformedMessage, UnsupportedStream
+from ..media.errors import UNFORESEEN_INPUT_ERRORS, MalformedMessage, UnsupportedStream
 from ..media.events import AdapterOutput, Audio, CallEnded, CallStarted, Reply
 from ..pipeline.session import CallSession
 
@@ -58,10 +58,16 @@ async def send_quietly(websocket: WebSocket, data: str | bytes) -> None:
         pass
 
 
+def close_reason(text: str) -> str:
+    """A close reason as RFC 6455 allows it: at most 123 bytes of UTF-8. Reasons quote what a
+    peer sent, which may be long, non-ASCII or not even encodable (lone surrogates)."""
+    return text.encode("utf-8", "replace")[:123].decode("utf-8", "ignore")
+
+
 async def close_quietly(websocket: WebSocket, code: int, reason: str = "") -> None:
     """Close with a code and reason; the peer may already be gone, which is fine."""
     try:
-        await websocket.close(code, reason)
+        await websocket.close(code, close_reason(reason))
     except RuntimeError:
         pass
 
@@ -228,18 +234,19 @@ async def run_media_stream(websocket: WebSocket, adapter: MediaAdapter) -> None:
                 break
             try:
                 events = adapter.feed(data)
-            except MalformedMessage as exc:
-                bad_messages += 1
-                log.warning("%s: dropped malformed message (%d so far): %s", adapter.carrier, bad_messages, exc)
-                if bad_messages > settings.max_bad_messages:
-                    end = CallEnded("protocol_error")
-                    await close_quietly(websocket, INVALID_PAYLOAD, f"too many malformed messages; last: {exc}"[:120])
-                    break
-                continue
             except UnsupportedStream as exc:
                 end = CallEnded("unsupported_stream")
                 await close_quietly(websocket, UNSUPPORTED_DATA, str(exc)[:120])
                 break
+            except UNFORESEEN_INPUT_ERRORS as exc:
+                bad_messages += 1
+                reason = str(exc) if isinstance(exc, MalformedMessage) else f"{type(exc).__name__}: {exc}"
+                log.warning("%s: dropped malformed message (%d so far): %s", adapter.carrier, bad_messages, reason[:200])
+                if bad_messages > settings.max_bad_messages:
+                    end = CallEnded("protocol_error")
+                    await close_quietly(websocket, INVALID_PAYLOAD, f"too many malformed messages; last: {reason}"[:120])
+                    break
+                continue
             finished = False
             for event in events:
                 if isinstance(event, CallStarted):

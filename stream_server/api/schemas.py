@@ -58,6 +58,7 @@ class CallOut(BaseModel):
     max_score: float
     alert_count: int
     stats: dict[str, Any]
+    node: str | None = None  # the ingest node that ran the call (scale-out roles)
 
 
 class CallDetailOut(CallOut):
@@ -67,15 +68,19 @@ class CallDetailOut(CallOut):
 
 class HealthOut(BaseModel):
     status: str
+    role: str  # all, ingest, asr or gateway
     active_calls: int
     asr_model: str
     asr_pipeline: str
-    asr_queue_depth: int
-    asr_queued: dict[str, int]  # waiting utterances per class: caller_final, agent_final, ...
-    asr_batches: int
-    asr_largest_batch: int
-    asr_load: float  # fraction of the last 10 s the model was busy
-    asr_busy_seconds: dict[str, float]  # model time per class since start
+    # The ASR fields are absent on a gateway, which transcribes nothing.
+    asr_queue_depth: int | None = None  # this node's utterances waiting for a transcript
+    asr_queued: dict[str, int] | None = None  # the same per class: caller_final, agent_final, ...
+    asr_batches: int | None = None
+    asr_largest_batch: int | None = None
+    asr_load: float | None = None  # fraction of the last 10 s the model was busy
+    asr_busy_seconds: dict[str, float] | None = None  # model time per class since start
+    asr_worker: dict[str, int] | None = None  # role asr: in_flight, claimed (from dead workers), done
+    asr_backlog: dict[str, int] | None = None  # ingest: caller / agent work queued for the asr role, all nodes
     supervisors: int  # supervisor feeds connected to this node
     bus: str  # memory or redis
     bus_connected: bool  # false while this node cannot reach Redis (events are queued, bounded)

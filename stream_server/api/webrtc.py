@@ -14,10 +14,13 @@ from importlib import resources
 from fastapi import APIRouter, HTTPException, Request, Response, status
 from starlette.datastructures import State
 
+from ..config import Settings
 from ..media import webrtc
+from ..media.credentials import bearer_value
 from ..media.events import CallEnded, CallStarted
 from ..pipeline.session import CallSession
-from .auth import _bearer_value, token_matches
+from .auth import token_matches
+from .media import close_session, open_session
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["webrtc"])
@@ -27,7 +30,6 @@ PAGE_CSP = (
     "default-src 'none'; script-src 'self'; connect-src 'self'; media-src 'self'; "
     "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 )
-_background: set[asyncio.Task[None]] = set()
 
 
 def _web_file(name: str) -> str:
@@ -39,6 +41,31 @@ def _open_calls(state: State) -> set[webrtc.WebRtcCall]:
     if calls is None:
         calls = state.webrtc_calls = set()
     return calls
+
+
+def _call_tasks(state: State) -> set[asyncio.Task[None]]:
+    """The tasks running this app's calls: held here so they are not collected mid-call, and so
+    shutdown can wait for them."""
+    tasks = getattr(state, "webrtc_tasks", None)
+    if tasks is None:
+        tasks = state.webrtc_tasks = set()
+    return tasks
+
+
+def offer_token(settings: Settings) -> str | None:
+    """The token an offer must carry: the softphones' own, else the API token, so that a server
+    with an API token never takes offers from anyone (open only in dev mode, both unset)."""
+    return settings.webrtc_token or settings.api_token
+
+
+async def close_all_calls(state: State) -> None:
+    """Server shutdown: hang up every softphone and wait until each call is ended
+    (`server_shutdown`) and its recording closed, while the store and bus are still up."""
+    for call in list(_open_calls(state)):
+        await call.close("server_shutdown")
+    tasks = list(_call_tasks(state))
+    if tasks:
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
@@ -59,7 +86,7 @@ async def webrtc_offer(request: Request) -> dict[str, str]:
     """Answer a softphone's offer (recvonly audio) and start the call; returns its call_id."""
     state = request.app.state
     settings = state.settings
-    if not token_matches(settings.webrtc_token, _bearer_value(request.headers.get("authorization"))):
+    if not token_matches(offer_token(settings), bearer_value(request.headers.get("authorization"))):
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED, "missing or invalid bearer token", headers={"WWW-Authenticate": "Bearer"}
         )
@@ -78,35 +105,31 @@ async def webrtc_offer(request: Request) -> dict[str, str]:
     calls.add(call)  # the slot is taken before the first await
     try:
         answer = await call.answer()
-        session = CallSession(
-            state.services,
-            CallStarted(
-                carrier=webrtc.CARRIER,
-                tracks=(offer.track,),
-                metadata=offer.metadata,
-                carrier_call_id=offer.carrier_call_id,
-                stream_id=call.stream_id,
-                sample_rate=webrtc.SAMPLE_RATE,
-            ),
-        )
-        await session.start()
+        session = await open_session(state, webrtc.CARRIER, CallStarted(
+            carrier=webrtc.CARRIER,
+            tracks=(offer.track,),
+            metadata=offer.metadata,
+            carrier_call_id=offer.carrier_call_id,
+            stream_id=call.stream_id,
+            sample_rate=webrtc.SAMPLE_RATE,
+        ))
     except BaseException as exc:
         calls.discard(call)
         await call.close()
         if isinstance(exc, webrtc.OfferError):
             raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from None
         raise
-    state.active_calls[session.call_id] = session
     call.attach(session.push_audio)
+    tasks = _call_tasks(state)
     task = asyncio.get_running_loop().create_task(_run_call(state, call, session))
-    _background.add(task)
-    task.add_done_callback(_background.discard)
-    log.info("webrtc: call %s started (%s, %s track)", session.call_id, offer.carrier_call_id, offer.track)
+    tasks.add(task)
+    task.add_done_callback(tasks.discard)
+    log.debug("webrtc: call %s takes the %s track", session.call_id, offer.track)
     return {"sdp": answer, "type": "answer", "call_id": session.call_id}
 
 
 async def _run_call(state: State, call: webrtc.WebRtcCall, session: CallSession) -> None:
-    """Wait for the peer to hang up (or be lost), then end the session."""
+    """Wait for the peer to hang up (or be lost, or the server to close it), then end the session."""
     reason = "server_shutdown"
     try:
         reason = await call.ended()
@@ -115,12 +138,8 @@ async def _run_call(state: State, call: webrtc.WebRtcCall, session: CallSession)
             await call.close(reason)
         finally:
             _open_calls(state).discard(call)
-            session.bad_messages = call.bad_frames
-            try:
-                await session.end(CallEnded(reason))
-            finally:
-                state.active_calls.pop(session.call_id, None)
-            log.info("webrtc: call %s ended (%s, %d frames)", session.call_id, reason, call.frames_received)
+            log.debug("webrtc: call %s: %d frames received", session.call_id, call.frames_received)
+            await close_session(state, webrtc.CARRIER, session, CallEnded(reason), call.bad_frames)
 
 
 @router.get("/v1/webrtc/softphone", include_in_schema=False)

@@ -28,11 +28,11 @@ import uuid
 from collections import deque
 from itertools import islice
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from . import redacted
 from .memory import LocalFanout
 
 log = logging.getLogger("stream_server.bus")
@@ -44,15 +44,6 @@ READ_BLOCK_MS = 1000  # how long one XREAD waits; the socket timeout must be lon
 
 class BusUnavailable(RuntimeError):
     """Redis could not be reached when the node started."""
-
-
-def redacted(url: str) -> str:
-    """`url` without its password, for logs and error messages."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = f"{parts.username or ''}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 class Backoff:
@@ -108,6 +99,7 @@ class RedisBus(LocalFanout):
         self._last_id = "0-0"
         self._reader_down = self._writer_down = False
         self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
         self._reader_redis = self._client("reader")
         self._writer_redis = self._client("writer")
 
@@ -151,8 +143,15 @@ class RedisBus(LocalFanout):
                 pass
         if self._outbox:
             log.warning("event bus: %d events not sent to Redis at shutdown", len(self._outbox))
-        for task in self._tasks:
-            task.cancel()
+        # The reader is asked, not cancelled: redis-py can swallow a cancel that lands in a
+        # blocking XREAD, which hung shutdown. It sees the flag within one XREAD block.
+        self._stopping = True
+        if self._tasks:
+            reader, writer = self._tasks
+            writer.cancel()
+            done, _ = await asyncio.wait([reader], timeout=READ_BLOCK_MS / 1000 + 2)
+            if not done:
+                reader.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
         await self._close_clients()
@@ -168,11 +167,18 @@ class RedisBus(LocalFanout):
 
     async def publish(self, event: dict[str, Any]) -> None:
         """Queue `event` for Redis; returns at once whatever state Redis is in."""
+        try:
+            # ASCII JSON: caller text may hold lone surrogates, which redis-py cannot encode.
+            data = json.dumps(event, separators=(",", ":"))
+        except (TypeError, ValueError) as exc:
+            self.dropped_publishes += 1
+            log.error("event bus: dropping an event that is not JSON (%s): %s", event.get("type"), exc)
+            return
         self._seq += 1
         if len(self._outbox) >= self.outbox_size:
             self._outbox.popleft()
             self.dropped_publishes += 1
-        self._outbox.append((self._seq, json.dumps(event, ensure_ascii=False, separators=(",", ":"))))
+        self._outbox.append((self._seq, data))
         self._pending.set()
 
     async def _write(self) -> None:
@@ -193,6 +199,10 @@ class RedisBus(LocalFanout):
                 self._log_failure("publish", backoff, exc)
                 await asyncio.sleep(backoff.failed())
                 continue
+            except Exception:
+                # Not Redis being away but this batch: retrying it would wedge the writer forever.
+                log.exception("event bus: dropping %d events Redis would not take", len(batch))
+                self.dropped_publishes += len(batch)
             self._writer_down = False
             self._log_recovery("publish", backoff)
             last_sent = batch[-1][0]
@@ -202,7 +212,7 @@ class RedisBus(LocalFanout):
 
     async def _read(self) -> None:
         backoff = Backoff()
-        while True:
+        while not self._stopping:
             try:
                 reply = await self._reader_redis.xread({self.stream: self._last_id}, count=BATCH, block=READ_BLOCK_MS)
                 if backoff.down_since is not None:

@@ -43,8 +43,8 @@ CHANNEL_ROLES: dict[str, Track] = {"external": "caller", "internal": "agent"}
 NULL_UUID = "00000000-0000-0000-0000-000000000000"  # conversationId of Genesys' connection probe
 MAX_TEXT_CHARS = 65535  # the protocol's limit for one text frame
 MAX_POSITION_S = 86_400.0
-DURATION = re.compile(r"^PT(\d*\.)?\d+S$")
-UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+DURATION = re.compile(r"PT(\d*\.)?\d+S", re.ASCII)  # used with fullmatch: no trailing "\n"
+UUID_RE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 CLIENT_TYPES = {"open", "close", "ping", "paused", "resumed", "update", "discarded", "error"}
 CLOSE_REASONS = {"end": "completed", "disconnect": "completed", "error": "carrier_error", "reconnect": "reconnect"}
 
@@ -106,7 +106,7 @@ def check_upgrade(request: UpgradeRequest, api_key: str, client_secret: str | No
 
 def parse_duration(value: Any) -> float | None:
     """ISO 8601 "PT1.25S" → seconds; None when it is not the protocol's duration form."""
-    if not isinstance(value, str) or not DURATION.match(value):
+    if not isinstance(value, str) or not DURATION.fullmatch(value):
         return None
     return float(value[2:-1])
 
@@ -156,8 +156,8 @@ def choose_media(offered: Any) -> dict[str, Any] | None:
         m for m in offered
         if isinstance(m, dict) and m.get("type", "audio") == "audio" and m.get("format") in ("PCMU", "L16")
         and m.get("rate") == SAMPLE_RATE and isinstance(m.get("channels"), list)
-        and 1 <= len(m["channels"]) <= 2 and len(set(m["channels"])) == len(m["channels"])
-        and all(c in CHANNEL_ROLES for c in m["channels"])
+        and 1 <= len(m["channels"]) <= 2 and all(isinstance(c, str) and c in CHANNEL_ROLES for c in m["channels"])
+        and len(set(m["channels"])) == len(m["channels"])
     ]
 
     def rank(m: dict[str, Any]) -> tuple[int, int, int]:
@@ -177,7 +177,7 @@ class AudioHookSession:
 
     def __init__(self, session_id: str | None = None, organization_id: str | None = None,
                  refusal: str | None = None) -> None:
-        self.session_id = session_id if session_id and UUID_RE.match(session_id) else ""
+        self.session_id = session_id if session_id and UUID_RE.fullmatch(session_id) else ""
         self.organization_id = organization_id
         self.refusal = refusal
         self.clientseq = 0
@@ -221,7 +221,7 @@ class AudioHookSession:
             return self._error(f"Text message too large (>64K). Length: {len(message)}")
         try:
             msg = json.loads(message)
-        except (json.JSONDecodeError, RecursionError):
+        except (ValueError, RecursionError):  # ValueError: also a JSON int over 4300 digits
             return self._error("Text message not valid JSON")
         problem = self._check_envelope(msg)
         if problem:
@@ -237,10 +237,10 @@ class AudioHookSession:
         """Best effort: answer a refused client in its own session id and sequence."""
         try:
             msg = json.loads(message) if isinstance(message, str) and len(message) <= MAX_TEXT_CHARS else None
-        except (json.JSONDecodeError, RecursionError):
+        except (ValueError, RecursionError):  # ValueError: also a JSON int over 4300 digits
             msg = None
         if isinstance(msg, dict):
-            if not self.session_id and isinstance(msg.get("id"), str) and UUID_RE.match(msg["id"]):
+            if not self.session_id and isinstance(msg.get("id"), str) and UUID_RE.fullmatch(msg["id"]):
                 self.session_id = msg["id"]
             if type(msg.get("seq")) is int and msg["seq"] >= 0:
                 self.clientseq = msg["seq"]
@@ -250,7 +250,7 @@ class AudioHookSession:
         if not isinstance(msg, dict):
             return "Message not a well-formed client message"
         seq, serverseq = msg.get("seq"), msg.get("serverseq")
-        if (msg.get("version") != VERSION or not isinstance(msg.get("id"), str) or not UUID_RE.match(msg["id"])
+        if (msg.get("version") != VERSION or not isinstance(msg.get("id"), str) or not UUID_RE.fullmatch(msg["id"])
                 or not isinstance(msg.get("type"), str) or type(seq) is not int or seq < 0
                 or type(serverseq) is not int or serverseq < 0 or not isinstance(msg.get("parameters"), dict)
                 or parse_duration(msg.get("position")) is None):

@@ -31,8 +31,9 @@ log = logging.getLogger(__name__)
 CARRIER = "audiosocket"
 HEADER = struct.Struct("!BH")
 KIND_HANGUP, KIND_UUID, KIND_DTMF, KIND_ERROR = 0x00, 0x01, 0x03, 0xFF
+KIND_SLIN = 0x10  # 8 kHz: what the AudioSocket() dialplan app sends
 AUDIO_RATES = {
-    0x10: 8000, 0x11: 12000, 0x12: 16000, 0x13: 24000, 0x14: 32000,
+    KIND_SLIN: 8000, 0x11: 12000, 0x12: 16000, 0x13: 24000, 0x14: 32000,
     0x15: 44100, 0x16: 48000, 0x17: 96000, 0x18: 192000,
 }
 # 20 ms at 192 kHz is 7680 B; anything over this is not audio Asterisk sends.
@@ -60,7 +61,9 @@ class AudioSocketStream:
     `feed` returns the events of every whole frame received so far. A frame that can be
     skipped (odd-length audio, unknown type) is counted in `bad_frames` and dropped; an error
     that loses the framing or the call's identity sets `error` and stops parsing — the events
-    already returned stand, so everything received before it is recorded.
+    already returned stand, so everything received before it is recorded. After a hangup frame
+    or an error `feed` takes nothing more: the call is over, and a peer could otherwise make the
+    server hold whatever it keeps sending.
     """
 
     carrier = CARRIER
@@ -79,6 +82,8 @@ class AudioSocketStream:
         self._unknown_seen: set[int] = set()
 
     def feed(self, data: bytes) -> list[MediaEvent]:
+        if self.ended or self.error:
+            return []  # nothing after a hangup (or a lost framing) counts, so nothing is kept for it
         self._buffer += data
         events: list[MediaEvent] = []
         try:
@@ -91,6 +96,8 @@ class AudioSocketStream:
                 payload = bytes(self._buffer[HEADER.size : HEADER.size + length])
                 del self._buffer[: HEADER.size + length]
                 events += self._on_frame(kind, payload)
+            if self.ended:
+                self._buffer.clear()  # bytes that followed the hangup in the same read
         except ProtocolError as exc:
             self.error = str(exc)
             self._buffer.clear()

@@ -11,3 +11,11 @@ class MalformedMessage(ValueError):
 
 class UnsupportedStream(ValueError):
     """The stream as a whole cannot be processed (e.g. an unknown audio encoding)."""
+
+
+# What a parser may still raise on hostile input nobody foresaw (a 400-digit JSON number, a list
+# where a string belongs, Infinity). Such a message is counted and dropped like a malformed
+# one: a parser's blind spot costs one message, never the call or the recording.
+UNFORESEEN_INPUT_ERRORS: tuple[type[Exception], ...] = (
+    ValueError, TypeError, ArithmeticError, LookupError, AttributeError, RecursionError,
+)

@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
-from .errors import MalformedMessage
+from .errors import UNFORESEEN_INPUT_ERRORS, MalformedMessage
 from .events import MediaEvent
 
 # Media that arrives before the call starts is held (not dropped) up to this many chunks (~5 s).
@@ -31,7 +31,7 @@ def parse_json_object(message: str | bytes, binary: str = "binary frame: JSON te
         raise MalformedMessage(binary)
     try:
         msg = json.loads(message)
-    except (json.JSONDecodeError, RecursionError) as exc:
+    except (ValueError, RecursionError) as exc:  # ValueError: also a JSON int over 4300 digits
         raise MalformedMessage(f"invalid JSON: {exc}") from None
     if not isinstance(msg, dict):
         raise MalformedMessage("message is not a JSON object")
@@ -73,6 +73,8 @@ class HeldMedia(Generic[T]):
                 events += handle(frame)
             except MalformedMessage as exc:
                 log.warning("%s: %s", dropping, exc)
+            except UNFORESEEN_INPUT_ERRORS as exc:
+                log.warning("%s: %s: %s", dropping, type(exc).__name__, str(exc)[:200])
         return events
 
 

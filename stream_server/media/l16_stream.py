@@ -21,15 +21,13 @@ DTMF frame), drachtio-freeswitch-modules mod_audio_fork README (subprotocol, mix
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hmac
 import logging
 import re
 from typing import Any
 
 import numpy as np
 
+from .credentials import any_secret_matches, basic_password, bearer_value
 from .errors import MalformedMessage, UnsupportedStream
 from .events import Audio, CallEnded, CallStarted, MediaEvent, Track
 from .frames import HeldMedia, UnknownEvents, parse_json_object
@@ -65,22 +63,7 @@ def offered_subprotocol(offered: list[str]) -> str | None:
 def token_matches(expected: str, query_token: str | None, authorization: str | None) -> bool:
     """Constant-time check of the stream token: `Authorization: Bearer <token>`, `Basic` with the
     token as the password (jambonz `wsAuth` {username, password}), or `?token=`."""
-    presented: list[str] = []
-    if query_token:
-        presented.append(query_token)
-    if authorization:
-        scheme, _, value = authorization.strip().partition(" ")
-        value = value.strip()
-        if scheme.lower() == "bearer" and value:
-            presented.append(value)
-        elif scheme.lower() == "basic" and value:
-            try:
-                decoded = base64.b64decode(value, validate=True).decode("utf-8")
-            except (binascii.Error, ValueError):
-                decoded = ""
-            if ":" in decoded:
-                presented.append(decoded.split(":", 1)[1])
-    return any(hmac.compare_digest(expected.encode(), p.encode()) for p in presented)
+    return any_secret_matches(expected, [query_token, bearer_value(authorization), basic_password(authorization)])
 
 
 def parse_sample_rate(value: Any) -> int:

@@ -12,6 +12,15 @@ from typing import Any
 MAX_PARAMETERS = 64
 MAX_PARAMETER_CHARS = 1024
 MAX_KEY_CHARS = 128
+MAX_ID_CHARS = 128  # carrier call / stream ids: Twilio's are 34 characters, nobody's is near this
+
+
+def clean_text(value: Any, max_chars: int) -> str:
+    """Carrier-supplied value → text every store, log and JSON encoder accepts: at most
+    `max_chars` characters, no NUL (PostgreSQL refuses it), no lone surrogates (UTF-8 cannot
+    encode them; they become "?"). None → ""."""
+    text = ("" if value is None else str(value))[:max_chars]
+    return text.encode("utf-8", "replace").decode("utf-8").replace("\x00", "")
 
 
 def metadata_from_parameters(parameters: Any) -> dict[str, str]:
@@ -21,5 +30,5 @@ def metadata_from_parameters(parameters: Any) -> dict[str, str]:
         return {}
     metadata: dict[str, str] = {}
     for key, value in list(parameters.items())[:MAX_PARAMETERS]:
-        metadata[str(key)[:MAX_KEY_CHARS]] = ("" if value is None else str(value))[:MAX_PARAMETER_CHARS]
+        metadata[clean_text(key, MAX_KEY_CHARS)] = clean_text(value, MAX_PARAMETER_CHARS)
     return metadata

@@ -14,12 +14,12 @@ sends it as the x-telnyx-streaming-auth-token WebSocket header").
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 from typing import Any
 
 from .codecs import alaw_to_pcm16, swap16, ulaw_to_pcm16
+from .credentials import secret_matches
 from .errors import MalformedMessage, UnsupportedStream
 from .event_stream import JsonEventStream
 from .events import Audio, CallStarted, MediaEvent, Track
@@ -47,7 +47,7 @@ CARRIER_FIELDS = ("from", "to")
 
 def token_matches(expected: str, presented: str | None) -> bool:
     """Constant-time check of a `stream_auth_token`."""
-    return presented is not None and hmac.compare_digest(expected.encode(), presented.encode())
+    return secret_matches(expected, presented)
 
 
 def connected_token(message: str | bytes) -> str | None:
@@ -55,7 +55,7 @@ def connected_token(message: str | bytes) -> str | None:
     the top level is accepted too), or None when `message` is not such a frame."""
     try:
         msg = json.loads(message)
-    except (json.JSONDecodeError, RecursionError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # bad JSON, bad UTF-8, a JSON int over 4300 digits
         return None
     if not isinstance(msg, dict) or msg.get("event") != "connected":
         return None
@@ -115,7 +115,7 @@ class TelnyxMediaStream(JsonEventStream):
         try:
             rate = int(media_format.get("sample_rate") or 8000)
             channels = int(media_format.get("channels") or 1)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # OverflowError: JSON's Infinity
             raise MalformedMessage("start.media_format sample_rate/channels are not numbers") from None
         if not MIN_RATE <= rate <= MAX_RATE:
             raise UnsupportedStream(f"unsupported sample rate {rate}")
@@ -160,9 +160,9 @@ class TelnyxMediaStream(JsonEventStream):
         times this frame's length, else back-to-back after what this track already sent."""
         try:
             return float(media["timestamp"]) / 1000.0
-        except (KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError, OverflowError):  # OverflowError: a 400-digit int
             pass
         try:
             return (int(media["chunk"]) - 1) * samples / self.sample_rate
-        except (KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError, OverflowError):
             return seen / self.sample_rate

@@ -48,11 +48,6 @@ class TwilioMediaStream(JsonEventStream):
         super().__init__(log)
         self.call_sid = ""
 
-    @property
-    def stream_sid(self) -> str:
-        """Twilio's name for the stream id."""
-        return self.stream_id
-
     def _on_event(self, event: Any, msg: dict[str, Any]) -> list[MediaEvent]:
         if event in ("dtmf", "mark"):
             log.debug("twilio %s on stream %s: %s", event, self.stream_id, msg.get(event))
@@ -62,14 +57,14 @@ class TwilioMediaStream(JsonEventStream):
     def _call_started(self, msg: dict[str, Any], start: dict[str, Any]) -> CallStarted:
         media_format = start.get("mediaFormat") or {}
         encoding = media_format.get("encoding", "audio/x-mulaw") if isinstance(media_format, dict) else None
-        if encoding not in SUPPORTED_ENCODINGS:
-            raise UnsupportedStream(f"unsupported encoding {encoding!r}")
+        if not isinstance(encoding, str) or encoding not in SUPPORTED_ENCODINGS:
+            raise UnsupportedStream(f"unsupported encoding {str(encoding)[:40]!r}")
         self.stream_id = str(start.get("streamSid") or msg.get("streamSid") or "")
         self.call_sid = str(start.get("callSid") or "")
         raw_tracks = start.get("tracks") or ["inbound"]
         if not isinstance(raw_tracks, list):
             raise MalformedMessage("start.tracks is not a list")
-        tracks = tuple(dict.fromkeys(TRACK_ROLES[t] for t in raw_tracks if t in TRACK_ROLES)) or ("caller",)
+        tracks = tuple(dict.fromkeys(TRACK_ROLES[t] for t in raw_tracks if isinstance(t, str) and t in TRACK_ROLES)) or ("caller",)
         return CallStarted(
             carrier=CARRIER,
             tracks=tracks,
@@ -85,7 +80,7 @@ class TwilioMediaStream(JsonEventStream):
         self._samples_seen[track] = seen + len(ulaw)
         try:
             t = float(media["timestamp"]) / 1000.0
-        except (KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError, OverflowError):  # OverflowError: a 400-digit int
             t = seen / SAMPLE_RATE  # no usable timestamp: assume back-to-back chunks
         if not 0.0 <= t < 86_400.0:
             raise MalformedMessage(f"timestamp out of range: {media.get('timestamp')!r}")

@@ -15,11 +15,11 @@ content types, binary L16 frames, DTMF event).
 
 from __future__ import annotations
 
-import hmac
 import logging
 import re
 from typing import Any
 
+from .credentials import any_secret_matches, bearer_value
 from .errors import MalformedMessage, UnsupportedStream
 from .events import Audio, CallEnded, CallStarted, MediaEvent
 from .frames import HeldMedia, UnknownEvents, parse_json_object
@@ -43,13 +43,9 @@ def token_matches(expected: str, query_token: str | None, authorization: str | N
     Vonage signs nothing on a WebSocket; a secret in the endpoint URI or in the NCCO endpoint's
     `authorization` (sent as the Authorization header) is what proves the caller is Vonage.
     """
-    presented: list[str] = []
-    if query_token:
-        presented.append(query_token)
-    if authorization:
-        scheme, _, value = authorization.strip().partition(" ")
-        presented.append(value.strip() if scheme.lower() == "bearer" and value else authorization.strip())
-    return any(hmac.compare_digest(expected.encode(), p.encode()) for p in presented)
+    # A bare header value is accepted too: the NCCO `authorization` is sent as written.
+    bare = authorization.strip() if authorization and not bearer_value(authorization) else None
+    return any_secret_matches(expected, [query_token, bearer_value(authorization), bare])
 
 
 def sample_rate_from_content_type(content_type: Any) -> int:

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..alerts.alert import Alert, new_id, utc_now
 from ..alerts.policy import AlertPolicy, AlertPolicyOptions
@@ -30,6 +30,9 @@ from ..store.recordings import RecordingStore, TrackRecorder
 from ..store.repository import CALLER_KEYS, CallStore
 from .loudness import LoudnessMeter
 from .ordering import FrameOrderer
+
+if TYPE_CHECKING:
+    from ..asr.queue import RemoteAsr
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +60,7 @@ class CallServices:
     store: CallStore
     recordings: RecordingStore
     bus: EventBus
-    asr: AsrScheduler
+    asr: AsrScheduler | RemoteAsr  # the model here, or the shared queue to the asr role's workers
     scorer: TextScorer
     db_executor: Executor  # one thread: writes stay in order and off the event loop
     options: SessionOptions = field(default_factory=SessionOptions)

@@ -15,15 +15,11 @@ import time
 import uuid
 from urllib.parse import urlsplit
 
+from ..media.audiosocket import KIND_SLIN, KIND_UUID, frame
 from ..media.codecs import ulaw_to_pcm16
 from .call import FRAME_S, SimulatedCall, SimulationResult, frames_to_send, paced
 
-KIND_UUID, KIND_SLIN = 0x01, 0x10
 FRAME_BYTES = 320  # 20 ms of 8 kHz 16-bit mono
-
-
-def frame(kind: int, payload: bytes = b"") -> bytes:
-    return struct.pack("!BH", kind, len(payload)) + payload
 
 
 def call_uuid(call: SimulatedCall) -> uuid.UUID:

@@ -12,6 +12,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from ..alerts.alert import Alert
+from ..media.metadata import clean_text
 from .migrate import ensure_schema
 from .schema import AlertRow, CallRow, SegmentRow
 
@@ -25,6 +26,12 @@ def _first(metadata: dict[str, str], keys: tuple[str, ...]) -> str | None:
         if metadata.get(key):
             return metadata[key]
     return None
+
+
+def _fit(column: Any, value: str | None) -> str | None:
+    """Bound a carrier-supplied string to its column: PostgreSQL refuses a longer one, and a
+    refused insert would lose the whole call."""
+    return None if value is None else clean_text(value, column.type.length)
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -68,7 +75,9 @@ class CallFilter:
 
 
 class CallStore:
-    def __init__(self, url: str, auto_migrate: bool = True) -> None:
+    def __init__(self, url: str, auto_migrate: bool = True, node: str | None = None) -> None:
+        """`node`: the ingest node writing calls here (None: the only one, as in role all)."""
+        self.node = node
         self.engine = make_engine(url)
         try:
             ensure_schema(self.engine, auto_migrate)  # Alembic migrations, not create_all
@@ -99,18 +108,19 @@ class CallStore:
         row = CallRow(
             id=call_id,
             carrier=carrier,
-            carrier_call_id=carrier_call_id,
-            stream_id=stream_id,
-            caller_number=_first(metadata, CALLER_KEYS),
-            ad_source=_first(metadata, AD_SOURCE_KEYS),
-            campaign=_first(metadata, CAMPAIGN_KEYS),
-            tracking_number=metadata.get("tracking_number"),
+            carrier_call_id=_fit(CallRow.carrier_call_id, carrier_call_id),
+            stream_id=_fit(CallRow.stream_id, stream_id),
+            caller_number=_fit(CallRow.caller_number, _first(metadata, CALLER_KEYS)),
+            ad_source=_fit(CallRow.ad_source, _first(metadata, AD_SOURCE_KEYS)),
+            campaign=_fit(CallRow.campaign, _first(metadata, CAMPAIGN_KEYS)),
+            tracking_number=_fit(CallRow.tracking_number, metadata.get("tracking_number")),
             call_metadata=metadata,
             tracks=tracks,
             language=language,
             status="active",
             started_at=started_at or datetime.now(UTC),
             stats={},
+            node=self.node,
         )
         with self._session() as session, session.begin():
             session.add(row)
@@ -196,11 +206,14 @@ class CallStore:
             )
 
     def mark_unfinished_calls_interrupted(self) -> int:
-        """At start-up: calls still `active` belong to a process that died."""
+        """At start-up: calls still `active` belong to a process that died. With several ingest
+        nodes on one database, only this node's own: the others' calls are live."""
+        unfinished = update(CallRow).where(CallRow.status == "active")
+        if self.node is not None:
+            unfinished = unfinished.where(CallRow.node == self.node)
         with self._session() as session, session.begin():
             result = session.execute(
-                update(CallRow)
-                .where(CallRow.status == "active")
+                unfinished
                 .values(status="interrupted", end_reason="server_restart", ended_at=datetime.now(UTC))
             )
             return result.rowcount or 0
@@ -300,6 +313,7 @@ def call_summary(row: CallRow) -> dict[str, Any]:
         "max_score": row.max_score,
         "alert_count": row.alert_count,
         "stats": row.stats or {},
+        "node": row.node,
     }
 
 

@@ -35,6 +35,8 @@ class CallRow(Base):
     max_score: Mapped[float] = mapped_column(Float, default=0.0)
     alert_count: Mapped[int] = mapped_column(Integer, default=0)
     stats: Mapped[dict] = mapped_column(JSON, default=dict)
+    # The ingest node that ran the call: its restart marks only its own unfinished calls.
+    node: Mapped[str | None] = mapped_column(String(128), index=True)
 
     segments: Mapped[list[SegmentRow]] = relationship(
         back_populates="call", order_by="SegmentRow.start", cascade="all, delete-orphan"

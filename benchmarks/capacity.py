@@ -92,14 +92,19 @@ def load_corpus() -> list[FixtureCall]:
 
 
 class Server:
-    """A real `stream-server serve` in its own process, on a fresh data directory."""
+    """A real `stream-server serve` in its own process, on a fresh data directory.
 
-    def __init__(self, pipeline: str, port: int, data_dir: Path) -> None:
-        env = dict(os.environ, STREAM_SERVER_ALERT_COOLDOWN_S="0", STREAM_SERVER_LOG_LEVEL="warning",
-                   STREAM_SERVER_ASR_PIPELINE=pipeline, STREAM_SERVER_REPEAT_CALLS="0")
+    `env` adds settings (benchmarks/scale_out.py starts the scale-out roles this way, each with
+    its own `log_name` in their shared data directory)."""
+
+    def __init__(self, pipeline: str, port: int, data_dir: Path, env: dict[str, str] | None = None,
+                 log_name: str = "server.log") -> None:
+        base = dict(os.environ, STREAM_SERVER_ALERT_COOLDOWN_S="0", STREAM_SERVER_LOG_LEVEL="warning",
+                    STREAM_SERVER_ASR_PIPELINE=pipeline, STREAM_SERVER_REPEAT_CALLS="0")
         for key in ("STREAM_SERVER_API_TOKEN", "STREAM_SERVER_TWILIO_AUTH_TOKEN", "STREAM_SERVER_DATABASE_URL"):
-            env.pop(key, None)
-        self.log = data_dir / "server.log"
+            base.pop(key, None)
+        env = {**base, **(env or {})}
+        self.log = data_dir / log_name
         self.process = subprocess.Popen(
             [sys.executable, "-m", "stream_server.cli", "serve", "--port", str(port), "--data-dir", str(data_dir)],
             env=env, stdout=self.log.open("wb"), stderr=subprocess.STDOUT,
@@ -107,15 +112,41 @@ class Server:
         self.http = f"http://127.0.0.1:{port}"
         self.ws = f"ws://127.0.0.1:{port}"
         for _ in range(600):
+            if self.process.poll() is not None:  # exited: no use waiting
+                break
             try:
                 if httpx.get(f"{self.http}/healthz", timeout=2).status_code == 200:
                     break
             except httpx.HTTPError:
                 time.sleep(0.5)
-        else:
+        if self.process.poll() is not None or not self._answers():
             self.stop()
-            raise SystemExit("server did not start: " + self.log.read_text()[-2000:])
+            raise SystemExit(f"server did not start ({self.log}): " + self.log.read_text()[-2000:])
         self.ps = psutil.Process(self.process.pid)
+
+    def _answers(self) -> bool:
+        try:
+            return httpx.get(f"{self.http}/healthz", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    # Where run_load sends each kind of traffic; one process serves them all. A scale-out
+    # layout (benchmarks/scale_out.py) spreads them over its nodes.
+    @property
+    def media_ws(self) -> str:
+        return self.ws
+
+    @property
+    def feed_ws(self) -> str:
+        return self.ws
+
+    @property
+    def api_http(self) -> str:
+        return self.http
+
+    @property
+    def health_urls(self) -> list[str]:
+        return [self.http]
 
     def cpu_seconds(self) -> float:
         t = self.ps.cpu_times()
@@ -207,10 +238,34 @@ async def supervise(ws_url: str, seen: Observed, ready: asyncio.Event) -> None:
                 seen.events.append((now, event))
 
 
+async def health_of(server: Server, client: httpx.AsyncClient) -> dict:
+    """`/healthz` of the server, or of a scale-out layout summed over its nodes: calls and their
+    unanswered speech (`active_calls`, `asr_queue_depth`, `asr_queued`) where calls run (roles
+    all and ingest), model time (`asr_busy_seconds`) where the model runs (roles all and asr)."""
+    nodes = [(await client.get(f"{url}/healthz")).json() for url in server.health_urls]
+    if len(nodes) == 1:
+        return nodes[0]
+    calls = [h for h in nodes if h.get("role", "all") in ("all", "ingest")]
+    model = [h for h in nodes if h.get("role", "all") in ("all", "asr")]
+
+    def total(dicts: list[dict]) -> dict:
+        out: dict = defaultdict(int)
+        for d in dicts:
+            for key, value in d.items():
+                out[key] += value
+        return dict(out)
+
+    return {"active_calls": sum(h["active_calls"] for h in calls),
+            "asr_queue_depth": sum(h["asr_queue_depth"] for h in calls),
+            "asr_queued": total([h.get("asr_queued", {}) for h in calls]),
+            "asr_busy_seconds": total([h["asr_busy_seconds"] for h in model]),
+            "nodes": nodes}
+
+
 async def sample(server: Server, client: httpx.AsyncClient, samples: list[dict], stop: asyncio.Event) -> None:
     while not stop.is_set():
         try:
-            health = (await client.get(f"{server.http}/healthz")).json()
+            health = await health_of(server, client)
         except httpx.HTTPError:
             health = {}
         samples.append({"t": time.time(), "rss": server.rss_mb(), "queued": health.get("asr_queued", {}),
@@ -222,26 +277,28 @@ async def sample(server: Server, client: httpx.AsyncClient, samples: list[dict],
 
 
 async def run_load(server: Server, corpus: list[FixtureCall], n: int, duration: float) -> dict:
-    """N lines for `duration` seconds; waits until every call is transcribed."""
+    """N lines for `duration` seconds; waits until every call is transcribed. Media go to
+    `server.media_ws`, the supervisor feed is `server.feed_ws`, calls are read back from
+    `server.api_http`; health is `health_of(server)`."""
     seen, ready, stop = Observed(), asyncio.Event(), asyncio.Event()
-    watcher = asyncio.create_task(supervise(server.ws, seen, ready))
+    watcher = asyncio.create_task(supervise(server.feed_ws, seen, ready))
     await asyncio.wait_for(ready.wait(), 30)
     samples: list[dict] = []
     me = psutil.Process()
     async with httpx.AsyncClient(timeout=10) as client:
         sampler = asyncio.create_task(sample(server, client, samples, stop))
-        busy0 = (await client.get(f"{server.http}/healthz")).json()["asr_busy_seconds"]
+        busy0 = (await health_of(server, client))["asr_busy_seconds"]
         cpu0, my_cpu0, t0 = server.cpu_seconds(), sum(me.cpu_times()[:2]), time.time()
         calls: list[StreamedCall] = []
         closers: set = set()
         until = time.monotonic() + duration
         stagger = min(1.0, 30.0 / n)  # lines dial in over the first ≤ 30 s
-        await asyncio.gather(*(line(server.ws, i, corpus, i * stagger, until, calls, closers) for i in range(n)))
+        await asyncio.gather(*(line(server.media_ws, i, corpus, i * stagger, until, calls, closers) for i in range(n)))
         streamed_at = time.time()
         my_cpu = sum(me.cpu_times()[:2]) - my_cpu0
         drained = False
         for _ in range(1200):  # deferred agent work drains after the calls; up to 10 min
-            health = (await client.get(f"{server.http}/healthz")).json()
+            health = await health_of(server, client)
             if health["active_calls"] == 0 and health["asr_queue_depth"] == 0 and seen.ended >= len(calls):
                 drained = True
                 break
@@ -249,7 +306,7 @@ async def run_load(server: Server, corpus: list[FixtureCall], n: int, duration: 
         drain_s = time.time() - streamed_at
         await asyncio.sleep(1.0)  # last events in flight
         cpu = server.cpu_seconds() - cpu0
-        busy1 = (await client.get(f"{server.http}/healthz")).json()["asr_busy_seconds"]
+        busy1 = (await health_of(server, client))["asr_busy_seconds"]
         busy = {k: busy1[k] - busy0.get(k, 0.0) for k in busy1}
         stop.set()
         await sampler
@@ -257,7 +314,7 @@ async def run_load(server: Server, corpus: list[FixtureCall], n: int, duration: 
         for record in calls:
             call_id = seen.call_ids.get(record.tag)
             if call_id:
-                details[record.tag] = (await client.get(f"{server.http}/v1/calls/{call_id}")).json()
+                details[record.tag] = (await client.get(f"{server.api_http}/v1/calls/{call_id}")).json()
     watcher.cancel()
     for task in list(closers):
         task.cancel()

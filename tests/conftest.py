@@ -8,3 +8,17 @@ def live_server(tmp_path_factory):
     server = start_server(tmp_path_factory.mktemp("server"))
     yield server
     stop_server(server)
+
+
+@pytest.fixture
+def redis_prefix():
+    """A Redis key prefix of this test's own (bus events, ASR queue), deleted afterwards."""
+    import uuid
+
+    import redis
+
+    prefix = f"test-{uuid.uuid4().hex[:8]}"
+    yield prefix
+    client = redis.Redis(host="127.0.0.1", port=6379)
+    for key in client.scan_iter(f"{prefix}:*"):
+        client.delete(key)

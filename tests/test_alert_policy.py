@@ -70,3 +70,14 @@ def test_call_rule_alerts_name_their_rule():
     options = CallRuleOptions(prolonged_call_minutes=1, repeat_calls=2)
     assert prolonged_call_alert("c", META, 61, options).rule == "prolonged_call"
     assert repeat_caller_alert("c", META, 2, options).rule == "repeat_caller"
+
+
+def test_a_short_interim_fragment_waits_for_its_final():
+    """"Hi, I would like..." came out of a partial decode as "I will", which v1 scores as a
+    threat: a fragment that short does not page anyone; the whole final decides."""
+    p = policy()
+    assert p.evaluate({"threat": 0.94}, "I will", 6.4, 7.4, partial=True) == []
+    assert p.evaluate({"insult": 0.9}, "バカ", 8.0, 8.5, partial=True) == []
+    assert len(p.evaluate({"insult": 0.9}, "you useless idiot", 10.0, 11.0, partial=True)) == 1
+    assert len(p.evaluate({"insult": 0.9}, "役立たずの給料泥棒", 50.0, 51.0, partial=True)) == 1
+    assert len(p.evaluate({"threat": 0.94}, "I will", 6.4, 7.4)) == 1  # a final is judged as it is

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pytest
@@ -48,14 +47,6 @@ class LengthModel:
                 for i, a in enumerate(audios)]
 
 
-@pytest.fixture
-def prefix() -> Iterator[str]:
-    prefix = f"test-asr-{uuid.uuid4().hex[:8]}"
-    yield prefix
-    client = redis.Redis.from_url(REDIS_URL)
-    for key in client.scan_iter(f"{prefix}:*"):
-        client.delete(key)
-
 
 def _audio(samples: int) -> np.ndarray:
     return np.full(samples, 0.25, dtype=np.float32)
@@ -69,16 +60,16 @@ async def _worker(prefix: str, model: LengthModel, claim_idle_s: float = 30.0, b
     return worker
 
 
-async def _stop(worker: AsrWorker) -> None:
-    await worker.stop()
+async def _stop(worker: AsrWorker, drain_s: float = 10.0) -> None:
+    await worker.stop(drain_s)
     await worker.scheduler.stop()
 
 
-def test_results_come_back_to_the_ingest_node_that_queued_the_speech(prefix):
+def test_results_come_back_to_the_ingest_node_that_queued_the_speech(redis_prefix):
     async def scenario() -> None:
-        a, b = RemoteAsr(REDIS_URL, prefix), RemoteAsr(REDIS_URL, prefix)
+        a, b = RemoteAsr(REDIS_URL, redis_prefix), RemoteAsr(REDIS_URL, redis_prefix)
         await a.start(), await b.start()
-        worker = await _worker(prefix, LengthModel())
+        worker = await _worker(redis_prefix, LengthModel())
         try:
             futures_a = [a.transcribe(_audio(n), "ja", track="caller", partial=False) for n in (1600, 3200)]
             futures_b = [b.transcribe(_audio(n), None, track="agent", partial=False) for n in (4800, 6400)]
@@ -95,15 +86,15 @@ def test_results_come_back_to_the_ingest_node_that_queued_the_speech(prefix):
     asyncio.run(scenario())
 
 
-def test_caller_speech_is_transcribed_before_agent_speech_that_queued_earlier(prefix):
+def test_caller_speech_is_transcribed_before_agent_speech_that_queued_earlier(redis_prefix):
     async def scenario() -> list[int]:
-        ingest = RemoteAsr(REDIS_URL, prefix)
+        ingest = RemoteAsr(REDIS_URL, redis_prefix)
         await ingest.start()
         agent = [ingest.transcribe(_audio(100 + i), None, track="agent", partial=False) for i in range(4)]
         caller = ingest.transcribe(_audio(999), None, track="caller", partial=False)
         await asyncio.sleep(0.5)  # all five are on Redis before any worker exists
         model = LengthModel()
-        worker = await _worker(prefix, model, batch=1)
+        worker = await _worker(redis_prefix, model, batch=1)
         try:
             await asyncio.wait_for(asyncio.gather(caller, *agent), 20)
         finally:
@@ -115,19 +106,19 @@ def test_caller_speech_is_transcribed_before_agent_speech_that_queued_earlier(pr
     assert seen[0] == 999 and sorted(seen[1:]) == [100, 101, 102, 103]
 
 
-def test_a_dead_workers_speech_is_taken_over_and_each_result_used_once(prefix):
+def test_a_dead_workers_speech_is_taken_over_and_each_result_used_once(redis_prefix):
     async def scenario() -> None:
-        ingest = RemoteAsr(REDIS_URL, prefix)
+        ingest = RemoteAsr(REDIS_URL, redis_prefix)
         await ingest.start()
-        doomed = await _worker(prefix, LengthModel(delay_s=3.0), claim_idle_s=1.0)
+        doomed = await _worker(redis_prefix, LengthModel(delay_s=3.0), claim_idle_s=1.0)
         futures = [ingest.transcribe(_audio(1000 + i), None, track="caller", partial=False) for i in range(3)]
         deadline = time.monotonic() + 10
         while doomed.in_flight < 3:  # it has taken all three and is working on them
             assert time.monotonic() < deadline
             await asyncio.sleep(0.05)
-        await _stop(doomed)  # gone without acknowledging anything, as after kill -9
+        await _stop(doomed, drain_s=0)  # gone without acknowledging anything, as after kill -9
         survivor_model = LengthModel()
-        survivor = await _worker(prefix, survivor_model, claim_idle_s=1.0)
+        survivor = await _worker(redis_prefix, survivor_model, claim_idle_s=1.0)
         try:
             results = await asyncio.wait_for(asyncio.gather(*futures), 20)
         finally:
@@ -135,23 +126,23 @@ def test_a_dead_workers_speech_is_taken_over_and_each_result_used_once(prefix):
             await ingest.stop()
         assert [r.text for r in results] == ["1000", "1001", "1002"]
         assert sorted(survivor_model.seen) == [1000, 1001, 1002] and survivor.jobs_claimed == 3
-        left = redis.Redis.from_url(REDIS_URL).xpending(work_stream(prefix, "caller"), "asr")
+        left = redis.Redis.from_url(REDIS_URL).xpending(work_stream(redis_prefix, "caller"), "asr")
         assert left["pending"] == 0
 
     asyncio.run(scenario())
 
 
-def test_a_live_but_slow_worker_keeps_its_jobs(prefix):
+def test_a_live_but_slow_worker_keeps_its_jobs(redis_prefix):
     """Jobs idle past claim_idle_s only because their batch is long must not be taken over."""
     async def scenario() -> None:
-        ingest = RemoteAsr(REDIS_URL, prefix)
+        ingest = RemoteAsr(REDIS_URL, redis_prefix)
         await ingest.start()
-        slow = await _worker(prefix, LengthModel(delay_s=3.0), claim_idle_s=1.0, batch=1)
+        slow = await _worker(redis_prefix, LengthModel(delay_s=3.0), claim_idle_s=1.0, batch=1)
         future = ingest.transcribe(_audio(1234), None, track="caller", partial=False)
         while slow.in_flight < 1:
             await asyncio.sleep(0.05)
         other_model = LengthModel()
-        other = await _worker(prefix, other_model, claim_idle_s=1.0)
+        other = await _worker(redis_prefix, other_model, claim_idle_s=1.0)
         try:
             result = await asyncio.wait_for(future, 20)
         finally:
@@ -162,11 +153,11 @@ def test_a_live_but_slow_worker_keeps_its_jobs(prefix):
     asyncio.run(scenario())
 
 
-def test_a_result_delivered_twice_is_counted_not_used_twice(prefix):
+def test_a_result_delivered_twice_is_counted_not_used_twice(redis_prefix):
     async def scenario() -> None:
-        ingest = RemoteAsr(REDIS_URL, prefix)
+        ingest = RemoteAsr(REDIS_URL, redis_prefix)
         await ingest.start()
-        worker = await _worker(prefix, LengthModel())
+        worker = await _worker(redis_prefix, LengthModel())
         try:
             future = ingest.transcribe(_audio(800), None, track="caller", partial=False)
             first = await asyncio.wait_for(future, 20)
@@ -185,16 +176,16 @@ def test_a_result_delivered_twice_is_counted_not_used_twice(prefix):
     asyncio.run(scenario())
 
 
-def test_speech_queued_while_no_worker_runs_waits_for_one(prefix):
+def test_speech_queued_while_no_worker_runs_waits_for_one(redis_prefix):
     """Workers all down: the ingest node keeps the speech queued (recording goes on) and the
     first worker to come up answers it."""
     async def scenario() -> str:
-        ingest = RemoteAsr(REDIS_URL, prefix)
+        ingest = RemoteAsr(REDIS_URL, redis_prefix)
         await ingest.start()
         future = ingest.transcribe(_audio(4321), None, track="caller", partial=False)
         await asyncio.sleep(1.5)
         assert not future.done() and ingest.backlog["caller"] == 1 and not ingest.spare_capacity
-        worker = await _worker(prefix, LengthModel())
+        worker = await _worker(redis_prefix, LengthModel())
         try:
             return (await asyncio.wait_for(future, 20)).text
         finally:
@@ -202,3 +193,22 @@ def test_speech_queued_while_no_worker_runs_waits_for_one(prefix):
             await ingest.stop()
 
     assert asyncio.run(scenario()) == "4321"
+
+
+def test_a_worker_stopped_gracefully_finishes_the_speech_it_holds(redis_prefix):
+    async def scenario() -> None:
+        ingest = RemoteAsr(REDIS_URL, redis_prefix)
+        await ingest.start()
+        worker = await _worker(redis_prefix, LengthModel(delay_s=1.0), batch=1)
+        future = ingest.transcribe(_audio(777), None, track="caller", partial=False)
+        while worker.in_flight < 1:
+            await asyncio.sleep(0.05)
+        await _stop(worker)  # SIGTERM: the server's shutdown
+        try:
+            assert (await asyncio.wait_for(future, 10)).text == "777"
+        finally:
+            await ingest.stop()
+        left = redis.Redis.from_url(REDIS_URL).xpending(work_stream(redis_prefix, "caller"), "asr")
+        assert left["pending"] == 0
+
+    asyncio.run(scenario())

@@ -60,14 +60,6 @@ def database_url() -> Iterator[str]:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-@pytest.fixture
-def prefix() -> Iterator[str]:
-    prefix = f"test-scale-{uuid.uuid4().hex[:8]}"
-    yield prefix
-    client = redis.Redis.from_url(REDIS_URL)
-    for key in client.scan_iter(f"{prefix}:*"):
-        client.delete(key)
-
 
 def _start(data_dir: Path, roles: dict[str, dict[str, str]]) -> dict[str, LiveServer]:
     """Start every node at once (each loads its models): name → server."""
@@ -105,8 +97,8 @@ async def _kill_when_holding_speech(worker: LiveServer, timeout: float = 60) -> 
 
 
 def test_two_ingest_two_asr_one_gateway_every_alert_once_and_no_speech_lost_when_a_worker_dies(
-        tmp_path, database_url, prefix):
-    shared = {"STREAM_SERVER_BUS": REDIS_URL, "STREAM_SERVER_BUS_PREFIX": prefix,
+        tmp_path, database_url, redis_prefix):
+    shared = {"STREAM_SERVER_BUS": REDIS_URL, "STREAM_SERVER_BUS_PREFIX": redis_prefix,
               "STREAM_SERVER_DATABASE_URL": database_url, "STREAM_SERVER_ASR_CLAIM_IDLE_S": "4",
               "STREAM_SERVER_AUDIOSOCKET_PORT": "0"}
     asr = {**shared, "STREAM_SERVER_ROLE": "asr", "STREAM_SERVER_ASR_WORKERS": "1", "STREAM_SERVER_ASR_THREADS": "1"}
@@ -189,6 +181,6 @@ def _paths(routes) -> Iterator[str]:
 
 def test_a_scale_out_role_without_redis_is_refused_naming_the_setting(tmp_path):
     result = subprocess.run([sys.executable, "-m", "stream_server.cli", "serve", "--role", "ingest",
-                             "--data-dir", str(tmp_path)], capture_output=True, text=True, timeout=60,
+                             "--data-dir", str(tmp_path)], check=False, capture_output=True, text=True, timeout=60,
                             env={k: v for k, v in os.environ.items() if k != "STREAM_SERVER_BUS"})
     assert result.returncode != 0 and "STREAM_SERVER_BUS=redis://" in result.stderr

@@ -21,6 +21,10 @@ class AlertPolicyOptions:
     high_confidence: float = 0.9  # scores above this raise severity one step
     alert_tracks: tuple[str, ...] = ("caller",)  # the agent is the one being protected
     min_text_chars: int = 2  # "a", "ん" alone are ASR debris, not abuse
+    # An interim transcript is the start of an utterance still being spoken, and its last
+    # words are the least stable ("Hi, I would like..." came out as "I will"). Fragments this
+    # short wait for their final, which follows within about a second.
+    min_partial_words: int = 3
 
     def threshold(self, category: str) -> float:
         return self.thresholds.get(category, self.default_threshold)
@@ -28,6 +32,13 @@ class AlertPolicyOptions:
     def is_abusive(self, scores: dict[str, float]) -> bool:
         """Any category at or over its threshold: the segment's `abusive` flag."""
         return any(score >= self.threshold(category) for category, score in scores.items())
+
+
+def word_count(text: str) -> int:
+    """Words of space-separated text; for text without spaces (Japanese), characters / 2, about
+    the length of a Japanese word."""
+    words = text.split()
+    return len(words) if len(words) > 1 else len(text.strip()) // 2
 
 
 @dataclass
@@ -46,11 +57,14 @@ class AlertPolicy:
         self._state: dict[str, _CategoryState] = {}
 
     def evaluate(
-        self, scores: dict[str, float], text: str, start: float, end: float, track: str = "caller"
+        self, scores: dict[str, float], text: str, start: float, end: float, track: str = "caller",
+        partial: bool = False,
     ) -> list[Alert]:
         """Alerts for one scored utterance (partial or final); empty when none is due."""
         o = self.options
         if track not in o.alert_tracks or len(text.strip()) < o.min_text_chars:
+            return []
+        if partial and word_count(text) < o.min_partial_words:
             return []
         alerts = []
         for category, score in scores.items():

@@ -9,7 +9,7 @@ from .schemas import HealthOut
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz", response_model=HealthOut)
+@router.get("/healthz", response_model=HealthOut, response_model_exclude_none=True)
 def healthz(request: Request) -> dict:
     state = request.app.state
     health = {
@@ -23,19 +23,18 @@ def healthz(request: Request) -> dict:
         "bus_connected": getattr(state.services.bus, "connected", True),
     }
     asr = state.services.asr
-    if asr is not None:  # a gateway has none
+    worker = getattr(state, "asr_worker", None)
+    if asr is not None:  # a gateway transcribes nothing
+        health.update({"asr_queue_depth": asr.queue_depth, "asr_queued": asr.queued()})
+    if isinstance(getattr(asr, "backlog", None), dict):  # ingest: the model runs on the asr role's nodes
+        health["asr_backlog"] = dict(asr.backlog)
+    elif asr is not None:
         health.update({
-            "asr_queue_depth": asr.queue_depth,
-            "asr_queued": asr.queued(),
             "asr_batches": asr.stats.batches,
             "asr_largest_batch": asr.stats.largest_batch,
             "asr_load": round(asr.load, 3),
             "asr_busy_seconds": {k: round(v, 1) for k, v in asr.stats.busy_by_class.items()},
         })
-        worker = getattr(state, "asr_worker", None)
-        if worker is not None:
-            health["asr_worker"] = {"in_flight": worker.in_flight, "claimed": worker.jobs_claimed,
-                                    "done": worker.jobs_done}
-        if hasattr(asr, "backlog"):  # ingest: the shared queue, every node's work
-            health["asr_backlog"] = dict(asr.backlog)
+    if worker is not None:
+        health["asr_worker"] = {"in_flight": worker.in_flight, "claimed": worker.jobs_claimed, "done": worker.jobs_done}
     return health

@@ -72,7 +72,8 @@ class HealthOut(BaseModel):
     active_calls: int
     asr_model: str
     asr_pipeline: str
-    # The ASR fields are absent on a gateway, which transcribes nothing.
+    # Absent where they mean nothing: all ASR fields on a gateway; the model's own (batches, load,
+    # busy seconds) on an ingest node, whose model runs on the asr role's nodes.
     asr_queue_depth: int | None = None  # this node's utterances waiting for a transcript
     asr_queued: dict[str, int] | None = None  # the same per class: caller_final, agent_final, ...
     asr_batches: int | None = None

@@ -310,8 +310,14 @@ class AsrWorker:
         log.info("ASR worker %s on %s (%s:asr:*), up to %d jobs at a time", self.consumer, redacted(self.url),
                  self.prefix, self.capacity)
 
-    async def stop(self) -> None:
-        for task in [*self._tasks, *self._jobs]:
+    async def stop(self, drain_s: float = 10.0) -> None:
+        """Take nothing more; finish what is in hand for up to `drain_s` (what is left then is
+        taken over by another worker after claim_idle_s, as after a crash)."""
+        for task in self._tasks:
+            task.cancel()
+        if self._jobs:
+            await asyncio.wait(set(self._jobs), timeout=drain_s)
+        for task in self._jobs:
             task.cancel()
         await asyncio.gather(*self._tasks, *self._jobs, return_exceptions=True)
         self._tasks, self._jobs = [], set()

@@ -263,7 +263,8 @@ class CallSession:
             return
         scores = self.s.scorer.score(result.text, result.language)
         await self._publish(self._transcript_event("transcript.partial", track.name, utterance, result, scores))
-        for alert in self.policy.evaluate(scores, result.text, utterance.start, utterance.end, track.name):
+        for alert in self.policy.evaluate(scores, result.text, utterance.start, utterance.end, track.name,
+                                          partial=True):
             await self._raise(alert, spoken_at)
 
     def _spawn_final(self, track: _Track, utterance: Utterance) -> None:

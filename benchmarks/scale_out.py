@@ -317,8 +317,10 @@ def progress(label: str, r: dict) -> str:
 # --- report ------------------------------------------------------------------------------------
 
 
-def capacity(rows: list[dict]) -> int:
-    return max((r["n"] for r in rows if r["meets_target"]), default=0)
+def capacity(rows: list[dict]) -> str:
+    """The largest N that met the target; "≥ N" when that is the largest N run (no upper bound seen)."""
+    best = max((r["n"] for r in rows if r["meets_target"]), default=0)
+    return f"≥ {best}" if rows and best == max(r["n"] for r in rows) else str(best)
 
 
 def accuracy(row: dict, language: str) -> str:

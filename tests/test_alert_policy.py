@@ -1,7 +1,11 @@
 """Scores → alerts: thresholds, one alert per outburst, escalation, call rules."""
 
 from stream_server.alerts.policy import AlertPolicy, AlertPolicyOptions
-from stream_server.alerts.rules import CallRuleOptions, prolonged_call_alert, repeat_caller_alert
+from stream_server.alerts.rules import (
+    CallRuleOptions,
+    prolonged_call_alert,
+    repeat_caller_alert,
+)
 
 META = {"utm_source": "google", "utm_campaign": "spring", "from": "+81312345678"}
 

@@ -131,8 +131,13 @@ def test_two_ingest_two_asr_one_gateway_every_alert_once_and_no_speech_lost_when
             time.sleep(0.5)
         survivor = _health(nodes["asr-2"])["asr_worker"]
         assert survivor["claimed"] >= held >= 1, survivor
-        scrape = httpx.get(f"{ingest[0].http}/metrics", headers={"Authorization": "Bearer test-api-token"}).text
-        assert 'stream_server_asr_backlog_utterances{stream="caller"} 0.0' in scrape
+        # The shared backlog is polled each second: it reaches 0 just after the answers do.
+        drained = 'stream_server_asr_backlog_utterances{stream="caller"} 0.0'
+        deadline = time.monotonic() + 15
+        while drained not in (scrape := httpx.get(f"{ingest[0].http}/metrics",
+                                                  headers={"Authorization": "Bearer test-api-token"}).text):
+            assert time.monotonic() < deadline, [line for line in scrape.splitlines() if "backlog" in line]
+            time.sleep(0.5)
         assert 'stream_server_asr_utterances_total{work="caller_final"}' in scrape
 
         with gateway.client() as http:

@@ -84,4 +84,5 @@ def test_a_short_interim_fragment_waits_for_its_final():
     assert p.evaluate({"insult": 0.9}, "バカ", 8.0, 8.5, partial=True) == []
     assert len(p.evaluate({"insult": 0.9}, "you useless idiot", 10.0, 11.0, partial=True)) == 1
     assert len(p.evaluate({"insult": 0.9}, "役立たずの給料泥棒", 50.0, 51.0, partial=True)) == 1
+    assert p.evaluate({"threat": 0.66}, "I will like to", 6.4, 7.6, partial=True) == []  # not sure enough
     assert len(p.evaluate({"threat": 0.94}, "I will", 6.4, 7.4)) == 1  # a final is judged as it is

@@ -25,6 +25,9 @@ class AlertPolicyOptions:
     # words are the least stable ("Hi, I would like..." came out as "I will"). Fragments this
     # short wait for their final, which follows within about a second.
     min_partial_words: int = 3
+    # ...and must be confident: the v1 text model scores some fragments ("I will like to",
+    # 0.66 threat) over threshold. Below this, the final decides.
+    partial_min_score: float = 0.9
 
     def threshold(self, category: str) -> float:
         return self.thresholds.get(category, self.default_threshold)
@@ -68,7 +71,7 @@ class AlertPolicy:
             return []
         alerts = []
         for category, score in scores.items():
-            if score < o.threshold(category):
+            if score < o.threshold(category) or (partial and score < o.partial_min_score):
                 continue
             state = self._state.setdefault(category, _CategoryState())
             if start < state.last_end + o.cooldown_s:

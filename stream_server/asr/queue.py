@@ -42,7 +42,8 @@ GROUP = "asr"
 WORK_KINDS = ("caller", "agent")  # one stream each, read in this order
 READ_BLOCK_MS = 1000
 RESULTS_MAXLEN = 10_000
-RESULTS_TTL_S = 3600  # the results stream of an ingest node that is gone expires
+RESULTS_TTL_S = 3600
+BLOCKING_READERS = ("asr-queue-receive", "asr-worker-take")  # tasks that sit in XREAD ... BLOCK  # the results stream of an ingest node that is gone expires
 
 
 def work_stream(prefix: str, kind: str) -> str:
@@ -127,6 +128,7 @@ class RemoteAsr:
         self._outbox: asyncio.Queue[AsrJob] = asyncio.Queue()
         self._redis = _client(url, f"stream_server-asr-ingest-{self.node}")
         self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
 
     async def start(self) -> None:
         await ensure_group(self._redis, self.prefix)  # fails start-up, not the first call, when Redis is away
@@ -136,9 +138,7 @@ class RemoteAsr:
         log.info("ASR on the shared queue at %s (%s:asr:*), node %s", redacted(self.url), self.prefix, self.node)
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await _stop_tasks(self, self._tasks)
         self._tasks = []
         for future, _ in self._waiting.values():
             future.cancel()
@@ -200,7 +200,7 @@ class RemoteAsr:
 
     async def _receive(self) -> None:
         backoff, last = Backoff(), b"0-0"
-        while True:
+        while not self._stopping:
             try:
                 reply = await self._redis.xread({self.results: last}, count=100, block=READ_BLOCK_MS)
                 backoff.succeeded()
@@ -245,6 +245,24 @@ class RemoteAsr:
             with contextlib.suppress(*FAILURES):
                 await self._redis.expire(self.results, RESULTS_TTL_S)
             await asyncio.sleep(1.0)
+
+
+async def _stop_tasks(owner: RemoteAsr | AsrWorker, tasks: list[asyncio.Task[None]]) -> None:
+    """Stop background tasks. Those in a blocking XREAD are asked (`_stopping`), not only
+    cancelled: redis-py can swallow a cancel that lands there, which hung shutdown (as in
+    bus/redis.py). They see the flag within one read block."""
+    owner._stopping = True
+    slot_free = getattr(owner, "_slot_free", None)
+    if slot_free is not None:
+        slot_free.set()  # a worker waiting for a free slot wakes up and sees the flag
+    readers = [t for t in tasks if t.get_name() in BLOCKING_READERS]
+    for task in tasks:
+        if task not in readers:
+            task.cancel()
+    _, pending = await asyncio.wait(readers, timeout=READ_BLOCK_MS / 1000 + 2) if readers else (set(), set())
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def ensure_group(redis: Redis, prefix: str) -> None:
@@ -297,6 +315,7 @@ class AsrWorker:
         self._slot_free = asyncio.Event()
         self._redis = _client(url, f"stream_server-asr-worker-{self.consumer}")
         self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
         self._jobs: set[asyncio.Task[None]] = set()
 
     @property
@@ -313,20 +332,19 @@ class AsrWorker:
     async def stop(self, drain_s: float = 10.0) -> None:
         """Take nothing more; finish what is in hand for up to `drain_s` (what is left then is
         taken over by another worker after claim_idle_s, as after a crash)."""
-        for task in self._tasks:
-            task.cancel()
+        await _stop_tasks(self, self._tasks)
         if self._jobs:
             await asyncio.wait(set(self._jobs), timeout=drain_s)
         for task in self._jobs:
             task.cancel()
-        await asyncio.gather(*self._tasks, *self._jobs, return_exceptions=True)
+        await asyncio.gather(*self._jobs, return_exceptions=True)
         self._tasks, self._jobs = [], set()
         await self._redis.aclose()
 
     async def _take(self) -> None:
         backoff = Backoff()
         next_claim = 0.0
-        while True:
+        while not self._stopping:
             free = self.capacity - self.in_flight
             if free <= 0:
                 self._slot_free.clear()

@@ -9,13 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from .metadata import (
-    MAX_ID_CHARS,
-    MAX_KEY_CHARS,
-    MAX_PARAMETER_CHARS,
-    MAX_PARAMETERS,
-    clean_text,
-)
+from .metadata import MAX_ID_CHARS, clean_text, metadata_from_parameters
 
 Track = Literal["caller", "agent"]
 TRACKS: tuple[Track, ...] = ("caller", "agent")
@@ -33,9 +27,7 @@ class CallStarted:
     def __post_init__(self) -> None:
         # Safe by construction, whichever adapter built it: these strings come from the
         # carrier's side and go to the database, the bus and every alert.
-        metadata = dict(list(self.metadata.items())[:MAX_PARAMETERS])
-        object.__setattr__(self, "metadata", {clean_text(k, MAX_KEY_CHARS): clean_text(v, MAX_PARAMETER_CHARS)
-                                              for k, v in metadata.items()})
+        object.__setattr__(self, "metadata", metadata_from_parameters(self.metadata))
         object.__setattr__(self, "carrier_call_id", clean_text(self.carrier_call_id, MAX_ID_CHARS))
         object.__setattr__(self, "stream_id", clean_text(self.stream_id, MAX_ID_CHARS))
 

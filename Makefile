@@ -26,9 +26,13 @@ fixtures: $(BIN)/.installed
 	$(BIN)/python -m pip install --quiet -e '.[train]'
 	$(BIN)/python scripts/make_fixtures.py
 
+# Regenerate the corpus, train and export both classifiers, write models/EVALUATION.md
+# (needs espeak-ng; about 25 min on 2 cores, most of it TTS + Whisper for the ASR evaluation).
 models: $(BIN)/.installed
 	$(BIN)/python -m pip install --quiet -e '.[train]'
 	$(BIN)/python models/train_text_abuse.py
+	$(BIN)/python models/train_voice_shouting.py
+	$(BIN)/python models/evaluate.py --asr
 
 # Every figure in benchmarks/RESULTS.md (about an hour on 2 cores; nothing else should run).
 bench: $(BIN)/.installed

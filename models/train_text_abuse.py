@@ -1,16 +1,16 @@
 #!/usr/bin/env python3
-"""Train the text abuse classifier (insult, threat) and export it to ONNX.
+"""Train the text abuse classifier (seven categories, English and Japanese) and export it to ONNX.
 
 Run from the repository root (about 20 s on 2 cores)::
 
     .venv/bin/python models/train_text_abuse.py                 # regenerate corpus, train, export
-    .venv/bin/python models/train_text_abuse.py --no-generate   # reuse models/data/text_abuse_v1/corpus.csv
+    .venv/bin/python models/train_text_abuse.py --no-generate   # reuse models/data/text_abuse_v2/corpus.csv
 
 Needs the ``train`` extra (scikit-learn==1.9.1, skl2onnx 1.20, onnx, pyopenjtalk-plus;
 alt-profanity-check only for the optional English baseline) and, to regenerate the corpus,
 ``../shared/data/japanese-toxic-dataset/subset.csv`` (or ``--jtd``).
 
-Steps: generate the corpus (models/data/text_abuse_v1/generate.py) -> normalise with
+Steps: generate the corpus (models/data/text_abuse_v2/generate.py) -> normalise with
 stream_server.classifiers.text.normalize_text and score utterances as the runtime does (max over
 scoring_units: whole utterance and each sentence) -> load the hand-written natural sets
 (natural_*.csv; asserted disjoint from the corpus) -> grid over n-gram range and C (1..32): per
@@ -18,7 +18,7 @@ candidate, per-category thresholds = lowest with <= 1% false alarms on the natur
 and template-validation precision >= 0.9 (floor 0.5); score = mean validation recall there;
 smallest C within one standard error of the best -> metrics on the held-out test split and the
 natural CHECK sets (reported only) -> ONNX export (locale fix, sublinear-tf fix, parity check against scikit-learn on
-the whole test split) -> models/text_abuse_v1.onnx and .json -> latency of the runtime wrapper.
+the whole test split) -> models/text_abuse_v2.onnx and .json -> latency of the runtime wrapper.
 Output is byte-identical between runs (the script pins PYTHONHASHSEED=0 for itself).
 """
 
@@ -45,14 +45,18 @@ from skl2onnx import convert_sklearn
 from skl2onnx.common.data_types import StringTensorType
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import average_precision_score, precision_recall_fscore_support, roc_auc_score
+from sklearn.metrics import (
+    average_precision_score,
+    precision_recall_fscore_support,
+    roc_auc_score,
+)
 from sklearn.multiclass import OneVsRestClassifier
 from sklearn.pipeline import Pipeline
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from stream_server.classifiers.text import (  # noqa: E402
+from stream_server.classifiers.text import (
     MODEL_NAME,
     NORMALIZATION,
     TextAbuseClassifier,
@@ -60,20 +64,27 @@ from stream_server.classifiers.text import (  # noqa: E402
     scoring_units,
 )
 
-VERSION = "1.0.0"
-CATEGORIES = ("insult", "threat")
-DATA_DIR = REPO / "models" / "data" / "text_abuse_v1"
+VERSION = "2.0.0"
+CATEGORIES = ("insult", "threat", "exposure", "coercion", "discrimination", "sexual", "profanity")
+DATA_DIR = REPO / "models" / "data" / "text_abuse_v2"
 CORPUS = DATA_DIR / "corpus.csv"
 FIXTURES = REPO / "tests" / "fixtures" / "calls"
 NATURAL_DEV = DATA_DIR / "natural_negatives_dev.csv"
 NATURAL_CHECK = DATA_DIR / "natural_negatives_check.csv"
 NATURAL_ABUSE = DATA_DIR / "natural_abuse_check.csv"
+# v2: natural sentences for the five added categories (hard negatives for selection; abuse and
+# negatives for the check).
+NATURAL_V2_DEV = DATA_DIR / "natural_v2_dev_negatives.csv"
+NATURAL_V2_CHECK = DATA_DIR / "natural_v2_check.csv"
+NATURAL_FILES = (NATURAL_DEV, NATURAL_CHECK, NATURAL_ABUSE, NATURAL_V2_DEV, NATURAL_V2_CHECK)
+# Negative kinds that imitate abuse (everything but plain call talk and web comments): the
+# "hard negatives" of the false-positive target.
+HARD_NEGATIVE_KINDS = ("complaint", "escalation", "benign_trigger", "kind_fill", "agent")
 # Small C only: with C >= 32 the model memorises the templates (validation mAP keeps rising)
 # while natural sentences get confident, wrong scores.
-GRID = [
-    {"ngram_range": ngrams, "C": c}
-    for ngrams in [(1, 3), (1, 4)] for c in [1.0, 2.0, 4.0, 8.0, 16.0, 32.0]
-]
+# (1, 3) and C 16/32 were in the grid up to the first v2 build and never chosen (v2: (1, 4), C 2
+# every time); dropped to keep `make models` short on 2 cores.
+GRID = [{"ngram_range": (1, 4), "C": c} for c in [1.0, 2.0, 4.0, 8.0]]
 MIN_DF = 2
 # Whisper outputs seen in the live pipeline ("I did." must stay quiet; 殺す庁 / コロス庁 are 殺すぞ
 # mis-heard): printed as a check, deliberately kept out of the corpus.
@@ -82,6 +93,13 @@ LIVE_ASR = ["I did.", "殺す庁", "コロス庁"]
 # natural dev negatives raise that category and (b) template-validation precision is at least
 # VAL_PRECISION_MIN; never below THRESHOLD_FLOOR. Lowest = the most template recall.
 DEV_FA_MAX = 0.01
+# Optionally (c): at most this share of the template-validation hard negatives (complaints,
+# escalations, benign trigger words, kind fills, look-alikes of each category) raise it. Off for
+# the shipped thresholds: at 0.5% the held-out threat recall fell from 0.70 to 0.48 (natural
+# threats 0.85 -> 0.60) for 7.3% -> 2.3% false alarms on English template hard negatives; the
+# trade-off is reported per operating point (OPERATING_POINTS) in the metrics.
+VAL_HARD_FA_MAX: float | None = None
+OPERATING_POINTS = (None, 0.02, 0.01, 0.005)
 VAL_PRECISION_MIN = 0.90
 THRESHOLD_FLOOR = 0.5
 ONNX_OUTPUT = "probabilities"
@@ -91,11 +109,19 @@ TARGET_OPSET = {"": 17, "ai.onnx.ml": 1}
 
 # --- data ------------------------------------------------------------------------------------
 
+def generator():
+    """models/data/text_abuse_v2/generate.py as a module (loaded once)."""
+    name = "text_abuse_v2_generate"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, DATA_DIR / "generate.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # dataclasses look their module up here
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
 def generate_corpus(jtd: Path | None) -> None:
-    spec = importlib.util.spec_from_file_location("text_abuse_v1_generate", DATA_DIR / "generate.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up here
-    spec.loader.exec_module(module)
+    module = generator()
     path = jtd or module.DEFAULT_JTD
     if not path.exists():
         sys.exit(f"japanese-toxic-dataset not found at {path}: pass --jtd or --no-generate")
@@ -107,7 +133,10 @@ def generate_corpus(jtd: Path | None) -> None:
 def load_corpus() -> tuple[dict[str, dict], str]:
     raw = CORPUS.read_bytes()
     with CORPUS.open(encoding="utf-8", newline="") as f:
-        rows = list(csv.DictReader(f))
+        reader = csv.DictReader(f)
+        rows = list(reader)
+    header = reader.fieldnames
+    assert tuple(header[header.index("lang") + 1 : header.index("kind")]) == CATEGORIES, header
     splits: dict[str, dict] = {}
     for name in ("train", "val", "test", "sanity"):
         part = [r for r in rows if r["split"] == name]
@@ -115,9 +144,17 @@ def load_corpus() -> tuple[dict[str, dict], str]:
             "rows": part,
             "x": [normalize_text(r["text"]) for r in part],
             "units": [scoring_units(r["text"]) for r in part],
-            "y": np.array([[int(r[c]) for c in CATEGORIES] for r in part], dtype=int).reshape(-1, 2),
+            "y": np.array([[int(r[c]) for c in CATEGORIES] for r in part], dtype=int).reshape(-1, len(CATEGORIES)),
+            "hard": np.array([is_hard_negative(r) for r in part], dtype=bool),
         }
     return splits, hashlib.sha256(raw).hexdigest()
+
+
+def is_hard_negative(row: dict) -> bool:
+    """A negative built to look like abuse (the false-positive target's population)."""
+    if any(row[c] == "1" for c in CATEGORIES):
+        return False
+    return row["kind"] in HARD_NEGATIVE_KINDS or row["kind"].endswith("_negative")
 
 
 def read_natural(path: Path) -> list[dict]:
@@ -131,10 +168,30 @@ def fixture_texts() -> set[str]:
             for u in json.loads(path.read_text(encoding="utf-8"))["utterances"]}
 
 
+def natural_labels(row: dict) -> list[int]:
+    """A natural row's labels; files written before a category existed lack its column: 0, except
+    profanity, which follows the corpus's lexical rule (generate.is_profane)."""
+    labels = []
+    for c in CATEGORIES:
+        if c in row:
+            labels.append(int(row[c]))
+        elif c == "profanity" and "insult" in row:
+            labels.append(int(generator().is_profane(row["text"], row["lang"])))
+        else:
+            labels.append(0)
+    return labels
+
+
 def load_natural(corpus: dict[str, dict]) -> dict[str, dict]:
-    """The natural sets, asserted disjoint from every corpus row, the fixtures and each other."""
-    sets = {"dev": read_natural(NATURAL_DEV), "check": read_natural(NATURAL_CHECK),
-            "abuse": read_natural(NATURAL_ABUSE)}
+    """The natural sets, asserted disjoint from every corpus row, the fixtures and each other.
+
+    dev: negatives for selection (v1 + v2 files); check: negatives, reported only; abuse:
+    abusive rows, reported only (the v2 check file holds both kinds)."""
+    v2_check = read_natural(NATURAL_V2_CHECK)
+    v2_abusive = [r for r in v2_check if any(natural_labels(r))]
+    sets = {"dev": read_natural(NATURAL_DEV) + read_natural(NATURAL_V2_DEV),
+            "check": read_natural(NATURAL_CHECK) + [r for r in v2_check if r not in v2_abusive],
+            "abuse": read_natural(NATURAL_ABUSE) + v2_abusive}
     corpus_texts = {x for split in corpus.values() for x in split["x"]}
     fixtures = fixture_texts()
     seen: dict[str, str] = {}
@@ -148,7 +205,7 @@ def load_natural(corpus: dict[str, dict]) -> dict[str, dict]:
             seen[norm] = name
     out = {}
     for name, rows in sets.items():
-        y = np.array([[int(r.get(c, 0)) for c in CATEGORIES] for r in rows], dtype=int)
+        y = np.array([natural_labels(r) for r in rows], dtype=int).reshape(-1, len(CATEGORIES))
         out[name] = {"rows": rows, "lang": np.array([r["lang"] for r in rows]), "y": y,
                      "units": [scoring_units(r["text"]) for r in rows]}
     assert not out["dev"]["y"].any() and not out["check"]["y"].any()
@@ -165,13 +222,21 @@ def make_vectorizer(ngram_range: tuple[int, int]) -> TfidfVectorizer:
                            min_df=MIN_DF, lowercase=False, dtype=np.float32)
 
 
+# Positives weigh 8x. "balanced" weighs a category by its rarity (x20 for coercion, ~1% of rows),
+# and the model then learnt generic call talk as coercion ("I want a refund." 0.78): at 8x the
+# held-out F1 is the same (en 0.826 vs 0.828) with fewer false alarms on hard negatives (5.4% vs
+# 7.5%); at 4x recall drops (natural abuse 0.61 vs 0.68).
+POSITIVE_WEIGHT = 8.0
+
+
 def make_classifier(C: float) -> OneVsRestClassifier:
     return OneVsRestClassifier(
-        LogisticRegression(C=C, class_weight="balanced", solver="liblinear", max_iter=5000,
-                           random_state=0))
+        LogisticRegression(C=C, class_weight={0: 1.0, 1: POSITIVE_WEIGHT}, solver="liblinear",
+                           max_iter=5000, random_state=0))
 
 
-def pick_threshold(y_val: np.ndarray, p_val: np.ndarray, p_dev: np.ndarray) -> float:
+def pick_threshold(y_val: np.ndarray, p_val: np.ndarray, p_dev: np.ndarray,
+                   hard_val: np.ndarray | None = None, hard_max: float | None = VAL_HARD_FA_MAX) -> float:
     """Lowest threshold (most template recall) with natural-dev false-alarm rate <= DEV_FA_MAX
     and template-validation precision >= VAL_PRECISION_MIN, at least THRESHOLD_FLOOR.
 
@@ -186,6 +251,8 @@ def pick_threshold(y_val: np.ndarray, p_val: np.ndarray, p_dev: np.ndarray) -> f
     dev_sorted = np.sort(p_dev)
     for t in np.unique(mids):
         if len(p_dev) - np.searchsorted(dev_sorted, t, side="left") > allowed:
+            continue
+        if hard_val is not None and hard_max is not None and np.mean(p_val[hard_val] >= t) > hard_max:
             continue
         pred = p_val >= t
         if pred.sum() and (pred & (y_val == 1)).sum() / pred.sum() >= VAL_PRECISION_MIN:
@@ -205,7 +272,7 @@ def category_metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> dict:
         "precision": round(float(prec), 4), "recall": round(float(rec), 4), "f1": round(float(f1), 4),
         "auc": round(float(roc_auc_score(y, p)), 4) if both else None,
         "ap": round(float(average_precision_score(y, p)), 4) if both else None,
-        "positives": int(y.sum()), "n": int(len(y)),
+        "positives": int(y.sum()), "n": len(y),
     }
 
 
@@ -236,6 +303,19 @@ def evaluate(split: dict, probs: np.ndarray, thresholds: dict[str, float]) -> di
     holdouts = np.array([r["holdout"] for r in rows])
     out["abuse_recall_by_holdout"] = {
         h: rate((holdouts == h) & abusive, "recall") for h in sorted(set(holdouts[abusive]))}
+    hard = np.array([k in HARD_NEGATIVE_KINDS or k.endswith("_negative") for k in kinds]) & ~abusive
+    out["abusive_vs_not"] = {}
+    for lang in ("en", "ja", "all"):
+        m = np.ones(len(rows), bool) if lang == "all" else langs == lang
+        prec, rec, f1, _ = precision_recall_fscore_support(abusive[m], flagged[m], average="binary",
+                                                           zero_division=0)
+        out["abusive_vs_not"][lang] = {
+            "precision": round(float(prec), 4), "recall": round(float(rec), 4), "f1": round(float(f1), 4),
+            "abusive": int(abusive[m].sum()), "not_abusive": int((~abusive[m]).sum()),
+            "false_alarm_all_negatives": round(float(flagged[m & ~abusive].mean()), 4),
+            "false_alarm_hard_negatives": round(float(flagged[m & hard].mean()), 4),
+            "hard_negatives": int((m & hard).sum()),
+        }
     return out
 
 
@@ -332,13 +412,14 @@ def onnx_probs(session: ort.InferenceSession, texts: list[str], chunk: int = 256
 def profanity_check_baseline(split: dict) -> dict | None:
     """alt-profanity-check (generic English offensive language) on the English test rows."""
     try:
-        from profanity_check import predict_prob  # noqa: PLC0415
+        from profanity_check import predict_prob
     except Exception:  # noqa: BLE001  (optional dependency)
         return None
     idx = [i for i, r in enumerate(split["rows"]) if r["lang"] == "en"]
     p = predict_prob([split["rows"][i]["text"] for i in idx])
     y = split["y"][idx]
-    return {c: round(float(roc_auc_score(y[:, j], p)), 4) for j, c in enumerate(CATEGORIES)} | {
+    return {c: round(float(roc_auc_score(y[:, j], p)), 4) for j, c in enumerate(CATEGORIES)
+            if len(set(y[:, j].tolist())) == 2} | {
         "any": round(float(roc_auc_score(y.any(axis=1), p)), 4)}
 
 
@@ -385,7 +466,8 @@ def natural_report(part: dict, probs: np.ndarray, thresholds: dict[str, float]) 
         else:
             y = part["y"][m]
             out[lang] = {"n": int(m.sum()), "recall_any": round(float(flags.any(axis=1).mean()), 4)} | {
-                f"recall_{c}": round(float(flags[y[:, j] == 1, j].mean()), 4) for j, c in enumerate(CATEGORIES)} | {
+                f"recall_{c}": (round(float(flags[y[:, j] == 1, j].mean()), 4) if y[:, j].any() else None)
+                for j, c in enumerate(CATEGORIES)} | {
                 f"positives_{c}": int(y[:, j].sum()) for j, c in enumerate(CATEGORIES)}
     return out
 
@@ -398,25 +480,25 @@ def print_natural(metrics: dict) -> None:
         print(f"\n== {titles[name]} ==")
         for lang, r in rep.items():
             if "recall_any" in r:
-                print(f"  {lang:3s} n={r['n']:4d}  recall any {r['recall_any']:.3f}  insult "
-                      f"{r['recall_insult']:.3f} (of {r['positives_insult']})  threat "
-                      f"{r['recall_threat']:.3f} (of {r['positives_threat']})")
+                per = "  ".join(f"{c} {r[f'recall_{c}']:.3f} (of {r[f'positives_{c}']})"
+                                for c in CATEGORIES if r[f"positives_{c}"])
+                print(f"  {lang:3s} n={r['n']:4d}  recall any {r['recall_any']:.3f}  {per}")
             else:
                 print(f"  {lang:3s} n={r['n']:4d}  false alarms any {r['false_alarm_any']:.4f}  "
-                      f"insult {r['false_alarm_insult']:.4f}  threat {r['false_alarm_threat']:.4f}")
+                      + "  ".join(f"{c} {r[f'false_alarm_{c}']:.4f}" for c in CATEGORIES if r[f"false_alarm_{c}"]))
 
 
 def print_metrics(title: str, metrics: dict) -> None:
     print(f"\n== {title} ==")
     header = f"{'':14s}{'cat':8s}{'prec':>7s}{'rec':>7s}{'f1':>7s}{'auc':>8s}{'ap':>8s}{'pos':>6s}{'n':>7s}"
-    print(header)
+    print(header.replace("cat     ", "cat           "))
     groups = [("all", metrics["overall"])] + list(metrics["by_language"].items()) + [
         (f"variant={k}", v) for k, v in metrics["by_variant"].items()]
     for name, group in groups:
         for cat, m in group.items():
             auc = f"{m['auc']:.4f}" if m["auc"] is not None else "-"
             ap = f"{m['ap']:.4f}" if m["ap"] is not None else "-"
-            print(f"{name:14s}{cat:8s}{m['precision']:7.3f}{m['recall']:7.3f}{m['f1']:7.3f}"
+            print(f"{name:14s}{cat:14s}{m['precision']:7.3f}{m['recall']:7.3f}{m['f1']:7.3f}"
                   f"{auc:>8s}{ap:>8s}{m['positives']:6d}{m['n']:7d}")
     print("false-alarm rate (any category) on negatives, by kind:")
     for k, v in metrics["false_alarm_rate_by_negative_kind"].items():
@@ -424,6 +506,11 @@ def print_metrics(title: str, metrics: dict) -> None:
     print("abuse recall (any category) by what was held out:")
     for k, v in metrics["abuse_recall_by_holdout"].items():
         print(f"  {k:16s} {v['recall']:.4f}  (n={v['n']})")
+    print("abusive vs not (any category flagged):")
+    for lang, v in metrics["abusive_vs_not"].items():
+        print(f"  {lang:4s} P {v['precision']:.3f} R {v['recall']:.3f} F1 {v['f1']:.3f}  false alarms: "
+              f"hard negatives {v['false_alarm_hard_negatives']:.4f} (n={v['hard_negatives']}), "
+              f"all negatives {v['false_alarm_all_negatives']:.4f} (n={v['not_abusive']})")
 
 
 def main() -> None:
@@ -436,6 +523,8 @@ def main() -> None:
     parser.add_argument("--no-generate", action="store_true", help="train on the existing corpus.csv")
     parser.add_argument("--jtd", type=Path, default=None, help="japanese-toxic-dataset subset.csv")
     parser.add_argument("--out", type=Path, default=REPO / "models", help="output folder")
+    parser.add_argument("--quick", action="store_true",
+                        help="C 2 and 4 only: for trying data changes (the release uses the full grid)")
     args = parser.parse_args()
     t0 = time.time()
 
@@ -454,27 +543,29 @@ def main() -> None:
     print("\ngrid: thresholds by the natural-dev constraint (false alarms <= "
           f"{DEV_FA_MAX:.0%} per category, val precision >= {VAL_PRECISION_MIN}), "
           "score = mean template-val recall at those thresholds")
-    print(f"  {'ngrams':8s}{'C':>5s}{'val mAP':>9s}{'t_ins':>8s}{'t_thr':>8s}{'rec_ins':>9s}"
-          f"{'rec_thr':>9s}{'score':>8s}")
+    print(f"  ngrams, C, val mAP, thresholds and val recalls in category order {CATEGORIES}")
     results = []
-    for ngram_range in sorted({g["ngram_range"] for g in GRID}):
+    grid = [g for g in GRID if g["C"] in (2.0, 4.0)] if args.quick else GRID
+    for ngram_range in sorted({g["ngram_range"] for g in grid}):
         vectorizer = make_vectorizer(ngram_range).fit(train["x"])
         x_train = vectorizer.transform(train["x"])
         val_flat = vectorizer.transform([u for unit in val["units"] for u in unit])
         dev_flat = vectorizer.transform([u for unit in dev["units"] for u in unit])
-        for params in [g for g in GRID if g["ngram_range"] == ngram_range]:
+        for params in [g for g in grid if g["ngram_range"] == ngram_range]:
             clf = make_classifier(params["C"]).fit(x_train, train["y"])
             # Features of the flattened scoring units were computed once per vectoriser.
             p_val = utterance_probs(lambda _, m=val_flat, c=clf: c.predict_proba(m), val["units"])
             p_dev = utterance_probs(lambda _, m=dev_flat, c=clf: c.predict_proba(m), dev["units"])
-            m_ap = float(np.mean([average_precision_score(val["y"][:, j], p_val[:, j]) for j in range(2)]))
-            ts = [pick_threshold(val["y"][:, j], p_val[:, j], p_dev[:, j]) for j in range(2)]
-            recs = [float(np.mean(p_val[val["y"][:, j] == 1, j] >= ts[j])) for j in range(2)]
+            cats = range(len(CATEGORIES))
+            m_ap = float(np.mean([average_precision_score(val["y"][:, j], p_val[:, j]) for j in cats]))
+            ts = [pick_threshold(val["y"][:, j], p_val[:, j], p_dev[:, j], val["hard"]) for j in cats]
+            recs = [float(np.mean(p_val[val["y"][:, j] == 1, j] >= ts[j])) for j in cats]
             score = float(np.mean(recs))
             # Standard error of the mean of the two recalls (binomial, independent categories).
-            se = 0.5 * math.sqrt(sum(r * (1 - r) / int(val["y"][:, j].sum()) for j, r in enumerate(recs)))
-            print(f"  {ngram_range!s:8s}{params['C']:5g}{m_ap:9.4f}{ts[0]:8.3f}{ts[1]:8.3f}"
-                  f"{recs[0]:9.4f}{recs[1]:9.4f}{score:8.4f}")
+            se = math.sqrt(sum(r * (1 - r) / int(val["y"][:, j].sum()) for j, r in enumerate(recs))) / len(recs)
+            print(f"  {ngram_range!s:8s}{params['C']:5g}{m_ap:9.4f}  thresholds "
+                  + " ".join(f"{t:.2f}" for t in ts) + "  recalls " + " ".join(f"{r:.3f}" for r in recs)
+                  + f"  score {score:.4f}")
             results.append((score, se, params, vectorizer, clf, p_val, p_dev))
     # One-standard-error rule: the smallest C (then the shorter n-gram range) whose score is within
     # one standard error of the best. Larger C keeps buying template recall that is within noise
@@ -488,7 +579,7 @@ def main() -> None:
     print(f"chosen: {params}")
 
     # Rounded up to 4 decimals, so rounding never lets one more dev row through.
-    thresholds = {c: math.ceil(pick_threshold(val["y"][:, j], val_probs[:, j], dev_probs[:, j]) * 1e4) / 1e4
+    thresholds = {c: math.ceil(pick_threshold(val["y"][:, j], val_probs[:, j], dev_probs[:, j], val["hard"]) * 1e4) / 1e4
                   for j, c in enumerate(CATEGORIES)}
     print(f"thresholds (lowest with natural-dev false alarms <= {DEV_FA_MAX:.0%} and val precision "
           f">= {VAL_PRECISION_MIN}, floor {THRESHOLD_FLOOR}):", thresholds)
@@ -497,6 +588,17 @@ def main() -> None:
     test_metrics = evaluate(test, test_probs, thresholds)
     print_metrics("validation", val_metrics)
     print_metrics("held-out test", test_metrics)
+    operating_points = []
+    for hard_max in OPERATING_POINTS:
+        ts = {c: pick_threshold(val["y"][:, j], val_probs[:, j], dev_probs[:, j], val["hard"], hard_max)
+              for j, c in enumerate(CATEGORIES)}
+        point = evaluate(test, test_probs, ts)["abusive_vs_not"]
+        operating_points.append({"val_hard_negative_false_alarm_max": hard_max,
+                                 "thresholds": {c: round(t, 4) for c, t in ts.items()}, "test": point})
+        print(f"operating point: val hard-negative false alarms <= {hard_max}: " + "; ".join(
+            f"{lang} F1 {v['f1']:.3f} R {v['recall']:.3f} FPR hard {v['false_alarm_hard_negatives']:.3f}"
+            for lang, v in point.items()))
+    test_metrics["operating_points"] = operating_points
     natural_metrics = {
         "dev_negatives": natural_report(dev, utterance_probs(pipe.predict_proba, dev["units"]), thresholds),
         "check_negatives": natural_report(natural["check"], utterance_probs(pipe.predict_proba, natural["check"]["units"]), thresholds),
@@ -523,7 +625,7 @@ def main() -> None:
     meta = {
         "model": MODEL_NAME,
         "version": VERSION,
-        "task": "utterance-level abuse aimed at a contact-centre agent, English and Japanese",
+        "task": "utterance-level abuse aimed at a contact-centre agent (MHLW customer-harassment categories), English and Japanese",
         "categories": list(CATEGORIES),
         "thresholds": thresholds,
         "threshold_selection": f"per category, the lowest threshold >= {THRESHOLD_FLOOR} at which at "
@@ -535,7 +637,7 @@ def main() -> None:
             "normalization": NORMALIZATION,
             "normalizer": "stream_server.classifiers.text.normalize_text (apply before the model)",
         },
-        "output": {"name": ONNX_OUTPUT, "type": "float tensor [N, 2]", "order": list(CATEGORIES),
+        "output": {"name": ONNX_OUTPUT, "type": f"float tensor [N, {len(CATEGORIES)}]", "order": list(CATEGORIES),
                    "meaning": "independent probability per category (multi-label)"},
         "scoring": "utterance score = max over stream_server.classifiers.text.scoring_units "
                    "(the whole utterance and each of its sentences); thresholds and metrics "
@@ -544,21 +646,24 @@ def main() -> None:
             "features": f"TfidfVectorizer(analyzer='char', ngram_range={tuple(params['ngram_range'])}, "
                         f"sublinear_tf=True, min_df={MIN_DF}, lowercase=False); {vocab} n-grams",
             "classifier": f"OneVsRestClassifier(LogisticRegression(C={params['C']}, "
-                          "class_weight='balanced', solver='liblinear'))",
-            "selection": "grid over ngram_range (1,3)/(1,4) and C 1..32; per candidate, thresholds by "
+                          f"class_weight={{0: 1, 1: {POSITIVE_WEIGHT:g}}}, solver='liblinear'))",
+            "selection": "grid over C 1, 2, 4, 8 with ngram_range (1,4); per candidate, thresholds by "
                          "the natural-dev constraint above; score = mean template-validation "
                          "recall at those thresholds; chosen: smallest C within one standard error "
                          "of the best score",
         },
         "training_data": {
-            "corpus": "models/data/text_abuse_v1/corpus.csv",
+            "corpus": "models/data/text_abuse_v2/corpus.csv",
             "sha256": corpus_sha,
             "rows": {name: len(data[name]["rows"]) for name in ("train", "val", "test", "sanity")},
-            "natural_sets": {"dev_negatives": "models/data/text_abuse_v1/natural_negatives_dev.csv",
-                             "check_negatives": "models/data/text_abuse_v1/natural_negatives_check.csv",
-                             "abuse_check": "models/data/text_abuse_v1/natural_abuse_check.csv",
+            "natural_sets": {"dev_negatives": ["models/data/text_abuse_v2/natural_negatives_dev.csv",
+                                               "models/data/text_abuse_v2/natural_v2_dev_negatives.csv"],
+                             "check_negatives": ["models/data/text_abuse_v2/natural_negatives_check.csv",
+                                                 "models/data/text_abuse_v2/natural_v2_check.csv (all-zero rows)"],
+                             "abuse_check": ["models/data/text_abuse_v2/natural_abuse_check.csv",
+                                             "models/data/text_abuse_v2/natural_v2_check.csv (abusive rows)"],
                              "sha256": {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
-                                        for p in (NATURAL_DEV, NATURAL_CHECK, NATURAL_ABUSE)}},
+                                        for p in NATURAL_FILES}},
             "sources": ["template-generated call-centre utterances (this repository)",
                         "japanese-toxic-dataset, LINE / inspection-ai, Apache-2.0 "
                         "(Not Toxic rows as negatives)"],
@@ -582,7 +687,7 @@ def main() -> None:
         calm = [r["text"] for r in test["rows"] if r["kind"] == "jtd_not_toxic"]
         calm_flag = any_flag(as_matrix(clf.score_batch(calm)), thresholds)
         print(f"\njapanese-toxic-dataset sanity: flagged {toxic.mean():.1%} of {len(toxic)} "
-              "majority-toxic web comments (general toxicity, not labelled insult/threat) vs "
+              "majority-toxic web comments (general web toxicity, not labelled) vs "
               f"{calm_flag.mean():.1%} of {len(calm_flag)} Not Toxic test rows")
     baseline = profanity_check_baseline(test)
     if baseline:
@@ -590,7 +695,7 @@ def main() -> None:
         print(f"English test AUC, alt-profanity-check baseline: {baseline}; this model: {ours}")
     print("\nend-to-end fixture utterances (tests/fixtures/calls, never trained on):")
     print("\n".join(fixture_report(clf)))
-    print("live-pipeline ASR outputs (report only, never trained on; want: below, threat, threat):")
+    print("live-pipeline ASR outputs (report only, never trained on; want: -, threat, threat):")
     for text in LIVE_ASR:
         scores = clf.score(text)
         got = sorted(c for c in CATEGORIES if scores[c] >= thresholds[c]) or ["-"]

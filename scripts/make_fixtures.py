@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Synthesise the two-track test calls under ``tests/fixtures/calls/``.
 
-Run from the repository root (about 5 s on 2 cores)::
+Run from the repository root (about 15 s on 2 cores)::
 
     .venv/bin/python scripts/make_fixtures.py            # all calls
     .venv/bin/python scripts/make_fixtures.py en_abusive  # just one
@@ -29,9 +29,22 @@ For every call NAME it writes
 
 Audio chain per utterance: TTS → soxr resample to 8 kHz → 300–3400 Hz band-pass (4th-order
 Butterworth, zero-phase) → trim leading/trailing silence (-40 dB under the loudest 5 ms frame)
-→ level to a target active level (abusive caller lines +6 dB, i.e. 2x amplitude, "raised
-voice") → 3 ms fades.  Then placed on the track, a -66 dBFS band-limited noise floor added to
-both tracks, and μ-law encoded.
+→ level to a target active level (per line ``effort``, see below) → 3 ms fades.  Then placed on
+the track, a -66 dBFS band-limited noise floor added to both tracks, and μ-law encoded.
+
+Vocal effort of a caller line (``Line.effort``):
+
+* ``normal`` — the caller's own voice at -27 dBFS active level.
+* ``raised`` — every abusive line (``X``): +6 dB (2x amplitude) over ``normal``, higher pitch and
+  slower (espeak-ng pitch 55 / 125 wpm instead of 35 / 155; pyopenjtalk half_tone -1 / speed 0.85
+  instead of -5 / 0.9).
+* ``shout`` — shouting without abusive words (``S``, category ``shouting``): raised vocal effort,
+  not just gain.  Voice: higher and faster (espeak-ng pitch 80 / 175 wpm; pyopenjtalk half_tone 0,
+  i.e. +5 semitones, speed 1.05).  After the band-pass a +6 dB RBJ high-shelf (f0 1 kHz, slope 1,
+  single pass) flattens the spectral tilt as in shouted speech; then +12 dB active level over
+  ``normal`` (-15 dBFS); then a soft clipper that is linear up to 0.5 (-6 dBFS) and bends above it
+  with tanh towards a 0.85 ceiling (-1.4 dBFS, continuous slope, no hard clipping); the knee costs
+  well under 1 dB of active level.
 
 Deterministic: fixed voices, a per-call ``random.Random(name)`` for gaps and a fixed-seed NumPy
 generator for the noise.  Rerunning with the same espeak-ng / pyopenjtalk-plus versions gives
@@ -54,7 +67,7 @@ from pathlib import Path
 
 import numpy as np
 import soxr
-from scipy.signal import butter, sosfiltfilt
+from scipy.signal import butter, lfilter, sosfiltfilt
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -72,6 +85,12 @@ GAP_RANGE = (0.5, 1.0)
 LEVEL_AGENT = -26.0
 LEVEL_CALLER = -27.0
 RAISED_DB = 6.0  # abusive caller lines: 2x amplitude
+SHOUT_DB = 12.0  # shouted caller lines: 4x amplitude
+EFFORT_DB = {"normal": 0.0, "raised": RAISED_DB, "shout": SHOUT_DB}
+SHOUT_SHELF_HZ = 1000.0
+SHOUT_SHELF_DB = 6.0
+SOFT_KNEE = 0.5  # shouted lines: linear below, tanh towards SOFT_CEILING above
+SOFT_CEILING = 0.85
 NOISE_DBFS = -66.0
 PEAK_LIMIT = 0.89  # about -1 dBFS: never clip
 
@@ -80,15 +99,18 @@ PEAK_LIMIT = 0.89  # about -1 dBFS: never clip
 # ---------------------------------------------------------------------------------------------
 
 # espeak-ng: voice, pitch (0-99), speed (wpm).  Agent: US female variant, higher pitch.
-# Caller: British male, low pitch; raised (abusive) lines: higher pitch, slower, as a shout.
+# Caller: British male, low pitch; raised (abusive) lines: higher pitch, slower.
 EN_AGENT = {"voice": "en-us+f3", "pitch": 60, "speed": 175}
 EN_CALLER = {"voice": "en-gb", "pitch": 35, "speed": 155}
 EN_CALLER_RAISED = {"voice": "en-gb", "pitch": 55, "speed": 125}
+# Shouted (non-abusive) lines: raised vocal effort, higher and faster.
+EN_CALLER_SHOUT = {"voice": "en-gb", "pitch": 80, "speed": 175}
 
 # pyopenjtalk (mei_normal is the only bundled voice): pitch shift in half-tones and speed.
 JA_AGENT = {"half_tone": 2.0, "speed": 1.1}
 JA_CALLER = {"half_tone": -5.0, "speed": 0.9}
 JA_CALLER_RAISED = {"half_tone": -1.0, "speed": 0.85}
+JA_CALLER_SHOUT = {"half_tone": 0.0, "speed": 1.05}
 
 
 @dataclass
@@ -97,8 +119,14 @@ class Line:
     text: str
     abusive: bool = False
     categories: list[str] = field(default_factory=list)
-    # Words the downstream classifier needs to hear (used by check_fixtures_asr.py).
+    # Words the downstream classifier needs to hear (used by check_fixtures_asr.py).  On shouted
+    # lines they only check that the shouted speech stays intelligible.
     keywords: list[str] = field(default_factory=list)
+    effort: str = "normal"  # "normal" | "raised" | "shout" (see the module docstring)
+
+    def __post_init__(self) -> None:
+        if self.effort not in EFFORT_DB:
+            raise ValueError(f"unknown effort {self.effort!r}")
 
 
 def A(text: str) -> Line:
@@ -111,7 +139,14 @@ def C(text: str, keywords: list[str] | None = None) -> Line:
 
 def X(text: str, categories: list[str], keywords: list[str]) -> Line:
     """Abusive caller line (spoken louder, as a raised voice)."""
-    return Line("caller", text, abusive=True, categories=categories, keywords=keywords)
+    return Line("caller", text, abusive=True, categories=categories, keywords=keywords,
+                effort="raised")
+
+
+def S(text: str, keywords: list[str] | None = None) -> Line:
+    """Shouted caller line with no abusive words: category ``shouting``, ``shout`` effort."""
+    return Line("caller", text, abusive=True, categories=["shouting"], keywords=keywords or [],
+                effort="shout")
 
 
 @dataclass
@@ -233,6 +268,70 @@ CALLS: list[Call] = [
             C("わかりました。とにかく交換してください。"),
         ],
     ),
+    Call(
+        "ja_coercion",
+        "ja",
+        "カスハラ通話(過剰要求): 穏やかに始まり、怒鳴り声で土下座と自宅への謝罪訪問を要求(強要2回)の後、"
+        "再び落ち着く。",
+        {"from": "+817044445507", "utm_source": "smartnews", "utm_campaign": "sofa_autumn_sale",
+         "tracking_number": "+81120333007"},
+        [
+            A("お電話ありがとうございます。さくら家具です。"),
+            C("先週届いたソファのことなんですが。"),
+            A("はい、どのようなご用件でしょうか。"),
+            C("脚に大きな傷がついていたんです。"),
+            A("大変申し訳ございません。"),
+            # Mei's ザ is heard as た by Whisper base (土下座 -> 溶けた) whatever the wording or
+            # speed; 頭をつけて is the part of the demand that survives ASR.
+            X("床に頭をつけて、土下座しろ。", ["coercion"], ["土下座", "頭をつけて"]),
+            A("申し訳ございませんが、それはいたしかねます。"),
+            X("今すぐ家まで謝りに来い。", ["coercion"], ["家まで", "来い"]),
+            A("ご自宅への訪問はできかねますが、新しい商品をお送りします。"),
+            C("わかりました。それでお願いします。"),
+        ],
+    ),
+    Call(
+        "en_threat",
+        "en",
+        "Threatening English caller: starts calm about a rejected claim, then two raised-voice "
+        "threats aimed at the agent, then calms down again.",
+        {"from": "+818055556608", "utm_source": "bing", "utm_campaign": "car_insurance_quote",
+         "tracking_number": "+81501230008"},
+        [
+            A("Sakura Insurance, this is Emma. How can I help you?"),
+            C("Hello, my claim for the car accident was rejected."),
+            A("I am sorry to hear that. Let me look at your file."),
+            # espeak's raised "back" is heard as "mark" and "tonight" as "to hide": avoided.
+            X("Watch yourself. I will be waiting for you outside your office.", ["threat"],
+              ["watch yourself", "waiting for you"]),
+            A("Sir, I cannot continue this call if you threaten me."),
+            X("I am going to come down there, and hurt you.", ["threat"],
+              ["come down there", "hurt you"]),
+            A("This call is being recorded. Please stay calm."),
+            C("Okay. Just review my claim again, please."),
+        ],
+    ),
+    Call(
+        "en_shouting",
+        "en",
+        "Shouting English caller, no abusive words: three calm lines about a late order, then two "
+        "shouted complaints (category shouting), then calm again. Only the voice is abusive.",
+        {"from": "+819066667709", "utm_source": "tiktok", "utm_campaign": "online_shop_launch",
+         "tracking_number": "+81120444009"},
+        [
+            A("Sakura Online Shop, this is Emma speaking."),
+            C("Hello, I am calling about an order I placed last month."),
+            A("May I have your name?"),
+            C("It is under the name Brown, for a coffee machine."),
+            A("I see it was delayed."),
+            C("Yes, I have already called about it twice."),
+            S("I have been waiting for three weeks! Where is my order!", ["three weeks", "order"]),
+            A("I understand. Let me check right now."),
+            S("This is the third time I am calling!", ["third time", "calling"]),
+            A("Someone will call you today."),
+            C("Alright. Thank you, I appreciate it."),
+        ],
+    ),
 ]
 
 # ---------------------------------------------------------------------------------------------
@@ -262,10 +361,16 @@ def tts_ja(text: str, voice: dict) -> tuple[np.ndarray, int]:
     return np.asarray(x, dtype=np.float64) / 32768.0, int(sr)
 
 
+CALLER_VOICES = {
+    "en": {"normal": EN_CALLER, "raised": EN_CALLER_RAISED, "shout": EN_CALLER_SHOUT},
+    "ja": {"normal": JA_CALLER, "raised": JA_CALLER_RAISED, "shout": JA_CALLER_SHOUT},
+}
+
+
 def voice_for(lang: str, line: Line) -> dict:
-    if lang == "en":
-        return EN_AGENT if line.track == "agent" else (EN_CALLER_RAISED if line.abusive else EN_CALLER)
-    return JA_AGENT if line.track == "agent" else (JA_CALLER_RAISED if line.abusive else JA_CALLER)
+    if line.track == "agent":
+        return EN_AGENT if lang == "en" else JA_AGENT
+    return CALLER_VOICES[lang][line.effort]
 
 
 _BANDPASS = butter(4, [300.0, 3400.0], btype="bandpass", fs=RATE, output="sos")
@@ -273,6 +378,30 @@ _BANDPASS = butter(4, [300.0, 3400.0], btype="bandpass", fs=RATE, output="sos")
 
 def telephone_band(x: np.ndarray) -> np.ndarray:
     return sosfiltfilt(_BANDPASS, x)
+
+
+def high_shelf(x: np.ndarray, f0: float = SHOUT_SHELF_HZ,
+               gain_db: float = SHOUT_SHELF_DB) -> np.ndarray:
+    """RBJ-cookbook high-shelf biquad (slope 1), one pass: +gain_db above f0, 0 dB far below."""
+    a = 10.0 ** (gain_db / 40.0)
+    w0 = 2.0 * np.pi * f0 / RATE
+    cw, alpha = np.cos(w0), np.sin(w0) / 2.0 * np.sqrt(2.0)
+    b = [a * ((a + 1) + (a - 1) * cw + 2 * np.sqrt(a) * alpha), -2 * a * ((a - 1) + (a + 1) * cw),
+         a * ((a + 1) + (a - 1) * cw - 2 * np.sqrt(a) * alpha)]
+    den = [(a + 1) - (a - 1) * cw + 2 * np.sqrt(a) * alpha, 2 * ((a - 1) - (a + 1) * cw),
+           (a + 1) - (a - 1) * cw - 2 * np.sqrt(a) * alpha]
+    return lfilter(b, den, x)
+
+
+def soft_clip(x: np.ndarray, knee: float = SOFT_KNEE, ceiling: float = SOFT_CEILING) -> np.ndarray:
+    """Identity up to |x| = knee, then knee + (ceiling - knee) * tanh(excess / (ceiling - knee)):
+    continuous slope, never reaches ceiling."""
+    mag = np.abs(x)
+    over = mag > knee
+    span = ceiling - knee
+    y = x.copy()
+    y[over] = np.sign(x[over]) * (knee + span * np.tanh((mag[over] - knee) / span))
+    return y
 
 
 def frame_db(x: np.ndarray, frame: int) -> np.ndarray:
@@ -299,9 +428,13 @@ def render_line(lang: str, line: Line) -> np.ndarray:
     x, sr = tts_en(line.text, voice) if lang == "en" else tts_ja(line.text, voice)
     x = soxr.resample(x, sr, RATE, quality="VHQ")
     x = telephone_band(x)
+    if line.effort == "shout":
+        x = high_shelf(x)
     x = trim(x)
-    target = (LEVEL_AGENT if line.track == "agent" else LEVEL_CALLER) + (RAISED_DB if line.abusive else 0.0)
+    target = (LEVEL_AGENT if line.track == "agent" else LEVEL_CALLER) + EFFORT_DB[line.effort]
     x = x * 10.0 ** ((target - active_level_db(x)) / 20.0)
+    if line.effort == "shout":
+        x = soft_clip(x)
     fade = int(0.003 * RATE)
     ramp = np.linspace(0.0, 1.0, fade)
     x[:fade] *= ramp

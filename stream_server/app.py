@@ -27,6 +27,7 @@ from .asr.engine import AsrEngine, AsrOptions
 from .asr.queue import AsrWorker, RemoteAsr
 from .asr.scheduler import AsrScheduler
 from .bus import create_bus
+from .classifiers import voice
 from .classifiers.text import TextAbuseClassifier, default_model_path
 from .config import Settings
 from .media.events import CallEnded
@@ -61,10 +62,17 @@ def asr_options(settings: Settings) -> AsrOptions:
     )
 
 
-def session_options(settings: Settings, classifier: TextAbuseClassifier) -> SessionOptions:
+def session_options(
+    settings: Settings, classifier: TextAbuseClassifier, detector: voice.ShoutingDetector | None = None
+) -> SessionOptions:
+    """Thresholds: the models' own, then STREAM_SERVER_ALERT_THRESHOLD for every text category,
+    then STREAM_SERVER_ALERT_THRESHOLDS per category (the most specific setting wins)."""
     thresholds = dict(classifier.thresholds)
     if settings.alert_threshold is not None:
         thresholds = {c: settings.alert_threshold for c in classifier.categories}
+    if detector is not None:
+        thresholds["shouting"] = detector.threshold
+    thresholds.update(settings.alert_thresholds)
     return SessionOptions(
         vad=VadOptions(
             aggressiveness=settings.vad_aggressiveness,
@@ -72,13 +80,17 @@ def session_options(settings: Settings, classifier: TextAbuseClassifier) -> Sess
             short_endpoint_ms=settings.short_endpoint_ms,
             max_utterance_s=settings.max_utterance_s,
         ),
-        policy=AlertPolicyOptions(thresholds=thresholds, cooldown_s=settings.alert_cooldown_s),
+        policy=AlertPolicyOptions(
+            thresholds=thresholds, severities=dict(settings.alert_severities), cooldown_s=settings.alert_cooldown_s
+        ),
         rules=CallRuleOptions(
             prolonged_call_minutes=settings.prolonged_call_minutes,
             repeat_calls=settings.repeat_calls,
             repeat_window_hours=settings.repeat_window_hours,
         ),
         partial_interval_s=settings.partial_interval_s,
+        voice_window_s=settings.voice_window_s,
+        voice_window_interval_s=settings.voice_window_interval_s,
         partial_tracks=() if settings.asr_pipeline == "baseline" else ("caller",),
         language=settings.language,
     )
@@ -86,6 +98,16 @@ def session_options(settings: Settings, classifier: TextAbuseClassifier) -> Sess
 
 def load_classifier(settings: Settings) -> TextAbuseClassifier:
     return TextAbuseClassifier(settings.text_model or default_model_path())
+
+
+def load_voice_detector(settings: Settings) -> voice.ShoutingDetector | None:
+    """The shouting model, loaded and warmed up; None when
+    voice alerts are off."""
+    if not settings.voice_alerts:
+        return None
+    detector = voice.ShoutingDetector(settings.voice_model or voice.default_model_path())
+    detector.warm_up()
+    return detector
 
 
 async def build_services(settings: Settings, metrics: ServerMetrics | None = None) -> CallServices:
@@ -100,6 +122,7 @@ async def build_services(settings: Settings, metrics: ServerMetrics | None = Non
         store = CallStore(settings.resolved_database_url, settings.database_auto_migrate, settings.resolved_node_name)
         undo.callback(store.close)
         classifier = load_classifier(settings)
+        detector = await asyncio.to_thread(load_voice_detector, settings) if settings.role != "asr" else None
         asr: AsrScheduler | RemoteAsr | None = None
         if settings.role in ("all", "asr"):
             asr = await start_local_asr(settings)
@@ -114,8 +137,9 @@ async def build_services(settings: Settings, metrics: ServerMetrics | None = Non
             bus=bus,
             asr=asr,
             scorer=classifier,
+            voice=detector,
             db_executor=ThreadPoolExecutor(max_workers=1, thread_name_prefix="db"),
-            options=session_options(settings, classifier),
+            options=session_options(settings, classifier, detector),
             metrics=metrics or ServerMetrics(),
         )
         undo.pop_all()  # all started: from here on close_services stops them

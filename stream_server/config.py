@@ -10,8 +10,10 @@ import socket
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .alerts.alert import AbuseCategory
 
 
 class Settings(BaseSettings):
@@ -170,14 +172,47 @@ class Settings(BaseSettings):
     max_utterance_s: float = Field(15.0, description="Longest utterance before a forced cut.")
 
     # Classifier and alerts
-    text_model: Path | None = Field(None, description="ONNX text model; default models/text_abuse_v1.onnx.")
+    text_model: Path | None = Field(None, description="ONNX text model; default models/text_abuse_v2.onnx.")
+    voice_model: Path | None = Field(None, description="ONNX shouting model; default models/voice_shouting_v1.onnx.")
+    voice_alerts: bool = Field(True, description="Score raised voice (shouting) on the caller track.")
+    voice_window_s: float = Field(
+        1.5, ge=0.5, le=5.0, description="Sliding window the voice model scores while a caller is still speaking."
+    )
+    voice_window_interval_s: float = Field(
+        0.5, ge=0.1, description="Audio between two sliding-window voice scores of one utterance."
+    )
     alert_threshold: float | None = Field(
         None, description="Override every category's threshold (default: the model's own per-category thresholds)."
+    )
+    alert_thresholds: dict[str, float] = Field(
+        default_factory=dict,
+        description='Per-category thresholds over the models\' own, JSON: {"insult": 0.7, "shouting": 0.8}.',
+    )
+    alert_severities: dict[str, Literal["low", "medium", "high", "critical"]] = Field(
+        default_factory=dict,
+        description='Per-category base severity, JSON: {"profanity": "medium"} (defaults in docs/models.md).',
     )
     alert_cooldown_s: float = Field(30.0, description="Audio seconds one category stays quiet after an alert.")
     prolonged_call_minutes: float = Field(30.0, description="Alert when a call runs longer (0 = off).")
     repeat_calls: int = Field(3, description="Alert when a number calls this often within the window (0 = off).")
     repeat_window_hours: float = Field(24.0, description="Window for repeat_calls.")
+
+    @field_validator("alert_thresholds", "alert_severities")
+    @classmethod
+    def _known_categories(cls, value: dict) -> dict:
+        known = {str(c) for c in AbuseCategory}
+        unknown = sorted(set(value) - known)
+        if unknown:
+            raise ValueError(f"unknown alert categories {unknown}; known: {sorted(known)}")
+        return value
+
+    @field_validator("alert_thresholds")
+    @classmethod
+    def _probabilities(cls, value: dict[str, float]) -> dict[str, float]:
+        bad = {c: t for c, t in value.items() if not 0.0 <= t <= 1.0}
+        if bad:
+            raise ValueError(f"thresholds are probabilities in [0, 1]: {bad}")
+        return value
 
     @model_validator(mode="after")
     def _scale_out_needs_redis(self) -> Settings:

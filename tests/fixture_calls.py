@@ -10,6 +10,10 @@ from stream_server.media.codecs import ulaw_to_pcm16
 
 CALLS_DIR = Path(__file__).parent / "fixtures" / "calls"
 CALL_NAMES = ("en_calm", "en_frustrated", "en_abusive", "ja_calm", "ja_frustrated", "ja_abusive")
+# Coercion (土下座), threat and shouting-only calls: the classifier end-to-end tests stream them as
+# their own batch; the ASR word checks (test_asr_engine) cover CALL_NAMES only.
+NEW_CALL_NAMES = ("ja_coercion", "en_threat", "en_shouting")
+ALL_CALL_NAMES = CALL_NAMES + NEW_CALL_NAMES
 
 
 @dataclass(frozen=True)

@@ -59,7 +59,7 @@ def test_prolonged_call_rule():
     options = CallRuleOptions(prolonged_call_minutes=30)
     assert prolonged_call_alert("c", META, 29 * 60, options) is None
     alert = prolonged_call_alert("c", META, 30 * 60, options)
-    assert alert.category == "prolonged_call" and alert.metadata == META
+    assert alert.category == "prolonged" and alert.metadata == META
     assert prolonged_call_alert("c", META, 99 * 60, CallRuleOptions(prolonged_call_minutes=0)) is None
 
 
@@ -72,7 +72,7 @@ def test_repeat_caller_rule():
 
 def test_call_rule_alerts_name_their_rule():
     options = CallRuleOptions(prolonged_call_minutes=1, repeat_calls=2)
-    assert prolonged_call_alert("c", META, 61, options).rule == "prolonged_call"
+    assert prolonged_call_alert("c", META, 61, options).rule == "prolonged"
     assert repeat_caller_alert("c", META, 2, options).rule == "repeat_caller"
 
 
@@ -86,3 +86,54 @@ def test_a_short_interim_fragment_waits_for_its_final():
     assert len(p.evaluate({"insult": 0.9}, "役立たずの給料泥棒", 50.0, 51.0, partial=True)) == 1
     assert p.evaluate({"threat": 0.66}, "I will like to", 6.4, 7.6, partial=True) == []  # not sure enough
     assert len(p.evaluate({"threat": 0.94}, "I will", 6.4, 7.4)) == 1  # a final is judged as it is
+
+
+def voice_policy(**kwargs) -> AlertPolicy:
+    thresholds = {"insult": 0.6, "threat": 0.5, "profanity": 0.6, "shouting": 0.7}
+    return AlertPolicy("call1", META, AlertPolicyOptions(thresholds=thresholds, cooldown_s=30.0, **kwargs))
+
+
+def test_shouting_alone_alerts_as_shouting_from_the_voice_model():
+    p = voice_policy()
+    assert p.evaluate({"insult": 0.1, "shouting": 0.69}, "where is my order", 1.0, 3.0) == []
+    [alert] = p.evaluate({"insult": 0.1, "shouting": 0.8}, "where is my order", 5.0, 7.0)
+    assert (alert.category, alert.rule, alert.severity) == ("shouting", "voice", "medium")
+
+
+def test_an_insult_shouted_is_one_alert_one_step_more_severe_than_either():
+    calm, loud = voice_policy(), voice_policy()
+    [said] = calm.evaluate({"insult": 0.7, "shouting": 0.2}, "you idiot", 5.0, 6.0)
+    [shouted] = loud.evaluate({"insult": 0.7, "shouting": 0.8}, "you idiot", 5.0, 6.0)
+    assert (said.category, said.severity, said.rule) == ("insult", "medium", "text")
+    assert (shouted.category, shouted.severity, shouted.rule) == ("insult", "high", "text+voice")
+    # The raised voice belonged to that outburst: shouting right after it is not a new alert.
+    assert loud.evaluate({"insult": 0.1, "shouting": 0.8}, "and another thing", 8.0, 9.0) == []
+
+
+def test_a_mid_utterance_shouting_window_alerts_and_its_final_does_not_repeat_it():
+    p = voice_policy()
+    assert p.evaluate_voice(0.5, "", 3.0, 4.5) == []
+    [window] = p.evaluate_voice(0.85, "", 4.0, 5.5)
+    assert (window.category, window.text, window.rule) == ("shouting", "", "voice")
+    assert p.evaluate({"insult": 0.1, "shouting": 0.9}, "where is my order", 3.0, 7.0) == []
+    assert p.evaluate_voice(0.95, "", 5.0, 6.5, track="agent") == []
+
+
+def test_swearing_inside_an_insult_is_the_insult_alone_but_swearing_alone_is_profanity_and_low():
+    p = voice_policy()
+    [insult] = p.evaluate({"insult": 0.8, "profanity": 0.95}, "you fucking idiot", 1.0, 2.0)
+    assert insult.category == "insult"
+    [swearing] = voice_policy().evaluate({"insult": 0.1, "profanity": 0.8}, "this fucking router", 1.0, 2.0)
+    assert (swearing.category, swearing.severity) == ("profanity", "low")
+
+
+def test_severities_per_category_come_from_configuration():
+    p = voice_policy(severities={"profanity": "high"})
+    [alert] = p.evaluate({"profanity": 0.8}, "this fucking router", 1.0, 2.0)
+    assert alert.severity == "high"
+    try:
+        AlertPolicyOptions(severities={"insult": "severe"})
+    except ValueError as e:
+        assert "severe" in str(e)
+    else:
+        raise AssertionError("an unknown severity must be refused")

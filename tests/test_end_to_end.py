@@ -4,7 +4,8 @@ Every call is streamed at real-time pace by `stream-server simulate`; a supervis
 listens throughout. The two abusive calls run together first (two live calls keep the
 2-core machine near capacity, the realistic case for alert latency and partials), then
 the four calm/frustrated calls and a dropped call together (deliberate overload: agent
-transcription is deferred, nothing may be lost).
+transcription is deferred, nothing may be lost), then a coercion (土下座), a threat and a
+shouting-only call together.
 """
 
 import asyncio
@@ -13,7 +14,14 @@ import json
 import wave
 
 import pytest
-from fixture_calls import CALL_NAMES, load_call, overlaps, simulate_args
+from fixture_calls import (
+    ALL_CALL_NAMES,
+    CALL_NAMES,
+    NEW_CALL_NAMES,
+    load_call,
+    overlaps,
+    simulate_args,
+)
 from live_server import run_calls
 
 DROP_AFTER = 12.0
@@ -22,21 +30,34 @@ DROP_AFTER = 12.0
 @pytest.fixture(scope="module")
 def runs(live_server):
     abusive = {name: simulate_args(name) for name in ("en_abusive", "ja_abusive")}
-    others = {name: simulate_args(name) for name in CALL_NAMES if name not in abusive}
+    later = {name: simulate_args(name) for name in LATER_CALLS}
+    others = {name: simulate_args(name) for name in CALL_NAMES if name not in abusive and name not in later}
     others["dropped"] = simulate_args("en_abusive", "--drop-after", str(DROP_AFTER))
-    return {**asyncio.run(run_calls(live_server, abusive)), **asyncio.run(run_calls(live_server, others))}
+    return {**asyncio.run(run_calls(live_server, abusive)), **asyncio.run(run_calls(live_server, others)),
+            **asyncio.run(run_calls(live_server, later))}
 
 
-@pytest.mark.parametrize("name", ["en_abusive", "ja_abusive"])
+LATER_CALLS = NEW_CALL_NAMES  # ja_coercion, en_threat, en_shouting
+WORD_CATEGORIES = {"insult", "threat", "exposure", "coercion", "discrimination", "sexual", "profanity"}
+
+
+# Lines whose abusive word Whisper base does not hear in the synthetic voice: 土下座 comes out
+# as 溶けた in every cut tried (tests/fixtures/calls/README.md). The caller is also shouting
+# there, so the line must still page someone, by voice; the call's other coercion line must
+# alert as coercion.
+LOST_BY_ASR = {"床に頭をつけて、土下座しろ。"}
+
+
+@pytest.mark.parametrize("name", ["en_abusive", "ja_abusive", "ja_coercion", "en_threat"])
 def test_abusive_call_alerts_on_the_abusive_utterance(runs, name):
     run, call = runs[name], load_call(name)
     alerts = run.of_type("alert")
-    text_alerts = [a for a in alerts if a["rule"] == "text"]
+    text_alerts = [a for a in alerts if a["rule"] in ("text", "text+voice")]
     assert text_alerts, f"no alert; transcript: {[e['text'] for e in run.of_type('transcript.final')]}"
     abusive = call.utterances("caller", abusive=True)
     for alert in text_alerts:
         assert alert["call_id"] == run.call_id
-        assert alert["category"] in ("insult", "threat")
+        assert alert["category"] in WORD_CATEGORIES
         assert alert["severity"] in ("low", "medium", "high", "critical")
         assert 0.0 <= alert["score"] <= 1.0 and alert["text"]
         assert alert["metadata"]["utm_source"] == call.metadata["utm_source"]
@@ -47,12 +68,37 @@ def test_abusive_call_alerts_on_the_abusive_utterance(runs, name):
     # Every abusive line is covered: an alert of its category overlaps it, or it falls in the
     # cooldown (30 s) of an earlier alert of that category (one outburst, one alert).
     for u in abusive:
+        lost = u["text"] in LOST_BY_ASR
         covered = [
-            a for a in text_alerts
-            if a["category"] in u["categories"] and (overlaps(a["start"], a["end"], u["start"], u["end"])
-                                                     or a["end"] <= u["start"] < a["end"] + 30.0)
+            a for a in (alerts if lost else text_alerts)
+            if (lost or a["category"] in u["categories"])
+            and (overlaps(a["start"], a["end"], u["start"], u["end"]) or a["end"] <= u["start"] < a["end"] + 30.0)
         ]
-        assert covered, (u["text"], [(a["category"], a["start"], a["end"], a["text"]) for a in text_alerts])
+        assert covered, (u["text"], [(a["category"], a["start"], a["end"], a["text"]) for a in alerts])
+    for category in {c for u in abusive for c in u["categories"]}:
+        assert category in {a["category"] for a in text_alerts}, (category, text_alerts)
+    # Raised voice in these calls belongs to the abusive lines: never a shouting alert elsewhere.
+    for alert in alerts:
+        if alert["category"] == "shouting":
+            assert any(overlaps(alert["start"], alert["end"], u["start"], u["end"]) for u in abusive), alert
+
+
+def test_shouting_without_abusive_words_alerts_as_shouting_only(runs):
+    """The caller never says an abusive word; the voice model (raised voice against the caller's
+    own calm lines) must page the supervisor, and the words must not."""
+    run, call = runs["en_shouting"], load_call("en_shouting")
+    alerts = run.of_type("alert")
+    heard = [(e["text"], e["scores"].get("shouting")) for e in run.of_type("transcript.final") if e["track"] == "caller"]
+    assert alerts, f"no alert; caller lines and shouting scores: {heard}"
+    shouted = call.utterances("caller", abusive=True)
+    assert all(set(u["categories"]) == {"shouting"} for u in shouted)
+    for alert in alerts:
+        assert (alert["category"], alert["rule"], alert["track"]) == ("shouting", "voice", "caller"), alert
+        assert any(overlaps(alert["start"], alert["end"], u["start"], u["end"]) for u in shouted), (alert, heard)
+    first = shouted[0]
+    assert any(overlaps(a["start"], a["end"], first["start"], first["end"]) for a in alerts), (first, alerts)
+    # Every final carries the voice score next to the word scores, for the evidence record.
+    assert all("shouting" in e["scores"] for e in run.of_type("transcript.final") if e["track"] == "caller")
 
 
 @pytest.mark.parametrize("name", ["en_calm", "en_frustrated", "ja_calm", "ja_frustrated"])
@@ -64,7 +110,7 @@ def test_calm_and_polite_but_frustrated_calls_raise_no_alert(runs, name):
     assert run.of_type("alert") == [], [(a["category"], a["text"]) for a in run.of_type("alert")]
 
 
-@pytest.mark.parametrize("name", CALL_NAMES)
+@pytest.mark.parametrize("name", ALL_CALL_NAMES)
 def test_every_event_is_for_its_call_and_transcripts_carry_audio_time(runs, name):
     run, call = runs[name], load_call(name)
     assert [e["type"] for e in run.events][0] == "call.started"
@@ -96,7 +142,7 @@ def test_partials_arrive_while_the_caller_is_still_speaking(runs):
 
 def test_language_is_detected_per_call(live_server, runs):
     with live_server.client() as http:
-        for name in CALL_NAMES:
+        for name in ALL_CALL_NAMES:
             call = http.get(f"/v1/calls/{runs[name].call_id}").json()
             assert call["language"] == load_call(name).truth["language"], name
 

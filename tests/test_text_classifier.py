@@ -17,7 +17,8 @@ from stream_server.classifiers.text import (
     scoring_units,
 )
 
-CORPUS = default_model_path().parent / "data" / "text_abuse_v1" / "corpus.csv"
+CORPUS = default_model_path().parent / "data" / "text_abuse_v2" / "corpus.csv"
+CATEGORIES = ("insult", "threat", "exposure", "coercion", "discrimination", "sexual", "profanity")
 
 INSULTS = [
     "Are you seriously this stupid?",
@@ -38,6 +39,48 @@ THREATS = [
     "帰るとき夜道に気をつけろよ。",
     "お前の店に火をつけてやるぞ。",
     "マジでぶっ殺すからな。",
+]
+# The categories added in v2 (MHLW customer-harassment manual), in words the corpus never used.
+NEW_CATEGORY_LINES = [
+    ("exposure", "I'm recording this call and putting your name all over Facebook."),
+    ("exposure", "Tell me which neighbourhood you live in, I want your home address."),
+    ("exposure", "お前の名前と顔、全部ネットに晒してやるからな。"),
+    ("exposure", "あんたの自宅の住所、今ここで言いなさいよ。"),
+    ("coercion", "Get down on your knees and beg me for forgiveness."),
+    ("coercion", "I'm not hanging up until your boss drives to my house to apologize."),
+    ("coercion", "今すぐ土下座して謝れって言ってるんだよ。"),
+    ("coercion", "社長を連れて今日中にうちまで謝りに来い。"),
+    ("discrimination", "Go back to your own country, I want a real American."),
+    ("discrimination", "Put a man on the phone, women can't understand this stuff."),
+    ("discrimination", "女のくせに生意気なんだよ、男に代われ。"),
+    ("discrimination", "外国人なんかに分かるわけないだろ、日本人を出せ。"),
+    ("sexual", "So what are you wearing right now, sweetheart?"),
+    ("sexual", "Your voice is really turning me on."),
+    ("sexual", "ねえ、今日は何色の下着はいてるの？"),
+    ("sexual", "声かわいいね、彼氏いるの？今度二人で会おうよ。"),
+    ("profanity", "This is absolutely fucking ridiculous."),
+    ("profanity", "What the fuck is wrong with this stupid modem."),
+    ("profanity", "マジでクソみたいなサービスだな。"),
+    ("profanity", "ちくしょう、またエラーが出やがった。"),
+]
+NEW_CATEGORY_NEGATIVES = [
+    "Could I have your name for my records, please?",
+    "Who am I speaking with today?",
+    "Please send the replacement to my home address.",
+    "I'd appreciate an apology, honestly, this took a month.",
+    "Can someone come to my house to fix the boiler?",
+    "Please don't hang up, I'm still looking for the number.",
+    "Do you have someone who speaks Spanish?",
+    "I'm calling from abroad, so the line may be bad.",
+    "The jacket I ordered is the wrong size.",
+    "Oh my gosh, I forgot my password again.",
+    "担当者のお名前を伺ってもよろしいですか。",
+    "口コミにも書きましたが、配送が遅すぎます。",
+    "一言謝っていただけると助かります。",
+    "修理の方に家まで来ていただけますか。",
+    "英語が話せる方はいらっしゃいますか。",
+    "下着のサイズを交換したいんですが。",
+    "もう、なんで繋がらないのかな。",
 ]
 # What Whisper hands over on a bad line: no punctuation, kana for kanji, mis-heard words.
 ASR_INSULTS = [
@@ -102,7 +145,7 @@ def flagged(clf: TextAbuseClassifier, text: str) -> set[str]:
 
 
 def test_metadata_describes_the_model(clf):
-    assert clf.categories == ("insult", "threat")
+    assert clf.categories == CATEGORIES
     assert set(clf.thresholds) == set(clf.categories)
     assert all(0.0 < t < 1.0 for t in clf.thresholds.values())
     meta = clf.metadata
@@ -116,7 +159,7 @@ def test_phrasings_are_held_out():
     with CORPUS.open(encoding="utf-8", newline="") as f:
         corpus = {normalize_text(row["text"]) for row in csv.DictReader(f)}
     ours = (INSULTS + THREATS + ASR_INSULTS + ASR_THREATS + HARD_NEGATIVES + LONG_CALM
-            + [t for _, t in LONG_ABUSIVE])
+            + [t for _, t in LONG_ABUSIVE] + [t for _, t in NEW_CATEGORY_LINES] + NEW_CATEGORY_NEGATIVES)
     assert not [t for t in ours if normalize_text(t) in corpus]
 
 
@@ -130,7 +173,12 @@ def test_threats_are_flagged(clf, text):
     assert "threat" in flagged(clf, text), clf.score(text)
 
 
-@pytest.mark.parametrize("text", HARD_NEGATIVES)
+@pytest.mark.parametrize(("category", "text"), NEW_CATEGORY_LINES)
+def test_exposure_coercion_discrimination_sexual_and_profanity_are_flagged(clf, category, text):
+    assert category in flagged(clf, text), clf.score(text)
+
+
+@pytest.mark.parametrize("text", HARD_NEGATIVES + NEW_CATEGORY_NEGATIVES)
 def test_complaints_and_benign_trigger_words_are_not_flagged(clf, text):
     assert flagged(clf, text) == set(), clf.score(text)
 
@@ -154,7 +202,7 @@ def test_scoring_units_are_the_whole_and_each_sentence():
 
 @pytest.mark.parametrize("text", ["", "   ", "\n\t", "。。。", "...!?"])
 def test_nothing_to_score_is_all_zero(clf, text):
-    assert clf.score(text) == {"insult": 0.0, "threat": 0.0}
+    assert clf.score(text) == dict.fromkeys(CATEGORIES, 0.0)
 
 
 def test_batch_equals_single(clf):
@@ -175,9 +223,17 @@ def test_normalisation_folds_asr_surface_variation():
     assert normalize_text(" \t ") == ""
 
 
+# (precision, recall) floors per category, about 0.05-0.1 under the built model's figures
+# (insult 0.93/0.78, threat 0.92/0.68, exposure 0.78/0.78, coercion 0.94/0.66, discrimination
+# 0.92/0.62, sexual 0.90/0.48, profanity 0.89/0.84).
+HELD_OUT_FLOOR = {"insult": (0.85, 0.7), "threat": (0.85, 0.6), "exposure": (0.7, 0.7),
+                  "coercion": (0.85, 0.57), "discrimination": (0.85, 0.53), "sexual": (0.8, 0.4),
+                  "profanity": (0.8, 0.75)}
+
+
 def test_held_out_split_quality(clf):
     """Regression floor on the corpus' test split (rows training never saw), well below the
-    figures in docs/models/text_abuse_v1.md so that only a real regression trips it."""
+    figures in models/EVALUATION.md so that only a real regression trips it."""
     with CORPUS.open(encoding="utf-8", newline="") as f:
         rows = [r for r in csv.DictReader(f) if r["split"] == "test"]
     scores = clf.score_batch([r["text"] for r in rows])
@@ -186,15 +242,16 @@ def test_held_out_split_quality(clf):
         pred = np.array([s[cat] >= clf.thresholds[cat] for s in scores])
         precision = (pred & y).sum() / pred.sum()
         recall = (pred & y).sum() / y.sum()
-        assert precision >= 0.85 and recall >= 0.65, (cat, precision, recall)
+        floor_p, floor_r = HELD_OUT_FLOOR[cat]
+        assert precision >= floor_p and recall >= floor_r, (cat, precision, recall)
     calm = [s for r, s in zip(rows, scores, strict=True) if r["kind"] in ("complaint", "ordinary")]
     false_alarms = sum(any(s[c] >= clf.thresholds[c] for c in clf.categories) for s in calm)
     assert false_alarms / len(calm) <= 0.05
 
 
-# Hand-written natural sets (models/data/text_abuse_v1/natural_*.csv, provenance in their
+# Hand-written natural sets (models/data/text_abuse_v2/natural_*.csv, provenance in their
 # headers): the check sets were never used for any choice, so these are honest regression bounds,
-# documented in docs/models/text_abuse_v1.md ("Natural sentences").
+# documented in models/EVALUATION.md (section 2).
 NATURAL_DIR = CORPUS.parent
 NATURAL_FALSE_ALARM_MAX = {"all": 0.05, "en": 0.07, "ja": 0.05}  # built model: 0.037 / 0.056 / 0.018
 NATURAL_ABUSE_RECALL_MIN = {"all": 0.85, "en": 0.85, "ja": 0.75}  # built model: 0.893 / 0.952 / 0.833

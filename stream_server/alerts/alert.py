@@ -20,7 +20,7 @@ class AbuseCategory(StrEnum):
     PROFANITY = "profanity"
     SHOUTING = "shouting"  # 威圧的な言動 (voice)
     # Call-level, from alerts.rules.
-    PROLONGED_CALL = "prolonged_call"  # 拘束
+    PROLONGED_CALL = "prolonged"  # 拘束
     REPEAT_CALLER = "repeat_caller"  # 継続的・執拗
 
 

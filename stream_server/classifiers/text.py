@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-MODEL_NAME = "text_abuse_v1"
+MODEL_NAME = "text_abuse_v2"
 
 NORMALIZATION = (
     "NFKC; lowercase; katakana folded to hiragana; apostrophes removed; every other "

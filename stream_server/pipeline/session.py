@@ -2,8 +2,10 @@
 
 Per track: frames are put in order, recorded to disk at once, resampled to 16 kHz,
 measured for loudness and cut into utterances. Each utterance goes to the shared ASR
-scheduler; its transcript is scored by the text classifier, stored, published, and the
-alert policy decides whether a supervisor is paged.
+scheduler; its transcript is scored by the text classifier, its audio by the voice
+(shouting) model against the caller's own baseline, both are stored and published, and
+the alert policy decides whether a supervisor is paged. While a caller is still speaking,
+the voice model also scores a sliding window, so shouting can alert mid-utterance.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from .ordering import FrameOrderer
 
 if TYPE_CHECKING:
     from ..asr.queue import RemoteAsr
+    from ..classifiers.voice import ShoutingDetector
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +51,8 @@ class SessionOptions:
     rules: CallRuleOptions = field(default_factory=CallRuleOptions)
     partial_interval_s: float = 1.0  # audio between interim transcripts of one utterance
     partial_tracks: tuple[str, ...] = ("caller",)
+    voice_window_s: float = 1.5  # sliding window the voice model scores mid-utterance
+    voice_window_interval_s: float = 0.5
     language: str | None = None  # forced for every call; None = metadata or auto-detect
     language_confidence: float = 0.6  # detection this sure fixes the call's language
     end_timeout_s: float = 120.0  # hang-up waits this long for queued ASR; later results still land
@@ -65,6 +70,7 @@ class CallServices:
     db_executor: Executor  # one thread: writes stay in order and off the event loop
     options: SessionOptions = field(default_factory=SessionOptions)
     metrics: ServerMetrics = field(default_factory=ServerMetrics)
+    voice: ShoutingDetector | None = None  # None: no shouting scores
 
 
 def language_from_metadata(metadata: dict[str, str]) -> str | None:
@@ -77,7 +83,9 @@ def language_from_metadata(metadata: dict[str, str]) -> str | None:
 class _Track:
     """One party's audio through ordering, recording, resampling, loudness and VAD."""
 
-    def __init__(self, name: str, recorder: TrackRecorder, sample_rate: int, vad: VadOptions) -> None:
+    def __init__(
+        self, name: str, recorder: TrackRecorder, sample_rate: int, vad: VadOptions, voice: ShoutingDetector | None
+    ) -> None:
         self.name = name
         self.recorder = recorder
         self.orderer = FrameOrderer(sample_rate)
@@ -87,6 +95,9 @@ class _Track:
         self.utterances = 0
         self.partial_pending = False
         self.partial_audio_end = 0.0
+        self.voice_baseline = voice.new_baseline() if voice is not None else None
+        self.voice_window_end = 0.0
+        self.voice_pending = False
 
     @property
     def audio_time(self) -> float:
@@ -190,6 +201,7 @@ class CallSession:
         for utterance in track.push(audio.t, audio.pcm16):
             self._spawn_final(track, utterance)
         self._maybe_partial(track)
+        self._maybe_voice_window(track)
         if track.name == "caller" and not self._prolonged_alerted:
             alert = prolonged_call_alert(self.call_id, self.metadata, track.audio_time, self.options.rules)
             if alert:
@@ -238,7 +250,8 @@ class CallSession:
         if track is None:
             rate = sample_rate or self.started.sample_rate
             recorder = self.s.recordings.open_track(self.call_id, name, rate)
-            track = self.tracks[name] = _Track(name, recorder, rate, self.options.vad)
+            voice = self.s.voice if name in self.options.policy.alert_tracks else None
+            track = self.tracks[name] = _Track(name, recorder, rate, self.options.vad, voice)
         return track
 
     def _maybe_partial(self, track: _Track) -> None:
@@ -274,16 +287,47 @@ class CallSession:
         track.utterances += 1
         self._spawn(self._final(track, utterance, index, track.spoken_at(utterance.end)))
 
+    def _maybe_voice_window(self, track: _Track) -> None:
+        """Score the last voice_window_s of an utterance still being spoken, every
+        voice_window_interval_s of its audio (one at a time per track)."""
+        if track.voice_baseline is None or track.voice_pending:
+            return
+        span = track.segmenter.current_span()
+        o = self.options
+        if span is None or span[1] - span[0] < o.voice_window_s or span[1] - track.voice_window_end < o.voice_window_interval_s:
+            return
+        current = track.segmenter.current()
+        window = current.pcm16[-int(o.voice_window_s * PIPELINE_RATE) * 2 :]
+        track.voice_pending = True
+        track.voice_window_end = current.end
+        self._spawn(self._voice_window(track, window, current.end - o.voice_window_s, current.end))
+
+    async def _voice_window(self, track: _Track, pcm16: bytes, start: float, end: float) -> None:
+        try:
+            voice = await asyncio.to_thread(self.s.voice.score_window, pcm16, track.voice_baseline)
+        finally:
+            track.voice_pending = False
+        for alert in self.policy.evaluate_voice(voice.shouting, "", start, end, track.name):
+            await self._raise(alert, track.spoken_at(end))
+
     async def _final(self, track: _Track, utterance: Utterance, index: int, spoken_at: float) -> None:
         level, delta = track.loudness.observe_utterance(utterance.pcm16)
+        voice = None
+        if track.voice_baseline is not None:  # scored in order of speech: the baseline is the past
+            voice = await asyncio.to_thread(self.s.voice.score_segment, utterance.pcm16, track.voice_baseline)
         result = await self.s.asr.transcribe(
             pcm16_to_float(utterance.pcm16), self.language, track=track.name, partial=False, key=(track.name, index)
         )
         self.metrics.final_transcript(track.name, spoken_at)
         if result is None or not result.text:
+            if voice is not None:  # shouting that Whisper made nothing of is still shouting
+                for alert in self.policy.evaluate_voice(voice.shouting, "", utterance.start, utterance.end, track.name):
+                    await self._raise(alert, spoken_at)
             return
         await self._learn_language(result)
         scores = self.s.scorer.score(result.text, result.language)
+        if voice is not None:
+            scores = {**scores, "shouting": voice.shouting}
         abusive = self.options.policy.is_abusive(scores)
         segment_id = await self._db(
             self.s.store.add_segment,

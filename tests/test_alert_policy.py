@@ -119,6 +119,13 @@ def test_a_mid_utterance_shouting_window_alerts_and_its_final_does_not_repeat_it
     assert p.evaluate_voice(0.95, "", 5.0, 6.5, track="agent") == []
 
 
+def test_a_window_alerts_only_against_the_callers_own_voice_but_a_finished_utterance_always_can():
+    p = voice_policy()
+    assert p.evaluate_voice(0.9, "", 1.0, 2.5, window=True, own_baseline=False) == []
+    [alert] = p.evaluate_voice(0.9, "where is it", 1.0, 3.0, own_baseline=False)
+    assert alert.category == "shouting"
+
+
 def test_swearing_inside_an_insult_is_the_insult_alone_but_swearing_alone_is_profanity_and_low():
     p = voice_policy()
     [insult] = p.evaluate({"insult": 0.8, "profanity": 0.95}, "you fucking idiot", 1.0, 2.0)

@@ -101,11 +101,19 @@ class AlertPolicy:
         return [a for a in alerts if a is not None]
 
     def evaluate_voice(
-        self, shouting: float | None, text: str, start: float, end: float, track: str = "caller"
+        self, shouting: float | None, text: str, start: float, end: float, track: str = "caller",
+        window: bool = False, own_baseline: bool = True,
     ) -> list[Alert]:
         """A raised-voice score on its own: a finished utterance without abusive words, or the
-        sliding window of one still being spoken (text "")."""
+        sliding window of one still being spoken (`window`, text "").
+
+        A window alerts only against the caller's own baseline: before the caller has said two
+        things, a 1.5 s window is judged against a population average, and on held-out audio
+        half of the utterances flagged that way were calm (models/EVALUATION.md, voice,
+        baseline_prior). The finished utterance still decides then."""
         if track not in self.options.alert_tracks or shouting is None:
+            return []
+        if window and not own_baseline:
             return []
         if shouting < self.options.threshold(SHOUTING):
             return []

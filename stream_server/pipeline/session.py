@@ -307,7 +307,8 @@ class CallSession:
             voice = await asyncio.to_thread(self.s.voice.score_window, pcm16, track.voice_baseline)
         finally:
             track.voice_pending = False
-        for alert in self.policy.evaluate_voice(voice.shouting, "", start, end, track.name):
+        own = voice.features.get("own_baseline", 0.0) >= 1.0
+        for alert in self.policy.evaluate_voice(voice.shouting, "", start, end, track.name, window=True, own_baseline=own):
             await self._raise(alert, track.spoken_at(end))
 
     async def _final(self, track: _Track, utterance: Utterance, index: int, spoken_at: float) -> None:

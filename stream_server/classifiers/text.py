@@ -10,13 +10,13 @@ the server without scikit-learn.
 
 from __future__ import annotations
 
-import json
 import re
 import unicodedata
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
+
+from .onnx_model import load_onnx_model
 
 MODEL_NAME = "text_abuse_v2"
 
@@ -88,14 +88,7 @@ class TextAbuseClassifier:
     """
 
     def __init__(self, model_path: Path, *, threads: int = 1) -> None:
-        model_path = Path(model_path)
-        self._meta = json.loads(model_path.with_suffix(".json").read_text(encoding="utf-8"))
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        self._session = ort.InferenceSession(
-            str(model_path), options, providers=["CPUExecutionProvider"]
-        )
+        self._session, self._meta = load_onnx_model(model_path, threads)
         self._input = self._session.get_inputs()[0].name
         self._output = self._meta["output"]["name"]
         self._categories = tuple(self._meta["categories"])

@@ -17,7 +17,6 @@ soxr (already the pipeline's resampler), onnxruntime and the standard library.
 
 from __future__ import annotations
 
-import json
 import math
 import statistics
 import threading
@@ -27,8 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 import soxr
+
+from .onnx_model import load_onnx_model
 
 MODEL_NAME = "voice_shouting_v1"
 
@@ -263,17 +263,11 @@ class ShoutingDetector:
 
     def __init__(self, model_path: Path | None = None, *, threads: int = 1) -> None:
         model_path = Path(model_path) if model_path is not None else default_model_path()
-        self._meta = json.loads(model_path.with_suffix(".json").read_text(encoding="utf-8"))
+        self._session, self._meta = load_onnx_model(model_path, threads)
         if tuple(self._meta["features"]) != FEATURES:
             raise ValueError(
                 f"{model_path.name} expects features {self._meta['features']}, this code computes {FEATURES}"
             )
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        self._session = ort.InferenceSession(
-            str(model_path), options, providers=["CPUExecutionProvider"]
-        )
         self._input = self._session.get_inputs()[0].name
         self._output = self._meta["output"]["name"]
         self._column = int(self._meta["output"]["shouting_column"])

@@ -38,7 +38,20 @@ sys.path.insert(0, str(REPO))
 
 from stream_server.classifiers.text import TextAbuseClassifier, default_model_path
 
-CATEGORIES = ("insult", "threat", "exposure", "coercion", "discrimination", "sexual", "profanity")
+
+def _training_module():
+    """models/train_text_abuse.py: the categories and the hard-negative rule come from there."""
+    spec = importlib.util.spec_from_file_location("train_text_abuse", REPO / "models" / "train_text_abuse.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+_TRAINING = _training_module()
+CATEGORIES = _TRAINING.CATEGORIES
+is_hard_negative = _TRAINING.is_hard_negative
+
 CORPUS = REPO / "models" / "data" / "text_abuse_v2" / "corpus.csv"
 TRANSCRIPTS = REPO / "models" / "data" / "asr_eval" / "transcripts.csv"
 VOICE_EVAL = REPO / "models" / "voice_shouting_eval.json"
@@ -46,7 +59,6 @@ VOICE_META = REPO / "models" / "voice_shouting_v1.json"
 OUT = REPO / "models" / "EVALUATION.md"
 PER_CATEGORY = 14
 NEGATIVES = 70
-HARD_KINDS = ("complaint", "escalation", "benign_trigger", "kind_fill", "agent")
 EN_VOICES = [("en-us", 45, 160), ("en-gb", 35, 150), ("en-us+m3", 40, 165), ("en-gb+f2", 55, 155),
              ("en-us+f3", 60, 170), ("en-gb+m2", 30, 145)]
 JA_VOICES = [(-5.0, 0.9), (-2.0, 1.0), (0.0, 1.05), (2.0, 0.95), (-4.0, 1.1)]
@@ -71,8 +83,7 @@ def held_out_sample() -> list[dict]:
             own = [r for r in mine if r[cat] == "1" and sum(r[c] == "1" for c in CATEGORIES) == 1]
             for r in own[:PER_CATEGORY]:
                 chosen[r["id"]] = r
-        hard = [r for r in mine if not any(r[c] == "1" for c in CATEGORIES)
-                and (r["kind"] in HARD_KINDS or r["kind"].endswith("_negative"))]
+        hard = [r for r in mine if is_hard_negative(r)]
         for r in hard[:NEGATIVES]:
             chosen[r["id"]] = r
     return list(chosen.values())

@@ -303,7 +303,7 @@ def evaluate(split: dict, probs: np.ndarray, thresholds: dict[str, float]) -> di
     holdouts = np.array([r["holdout"] for r in rows])
     out["abuse_recall_by_holdout"] = {
         h: rate((holdouts == h) & abusive, "recall") for h in sorted(set(holdouts[abusive]))}
-    hard = np.array([k in HARD_NEGATIVE_KINDS or k.endswith("_negative") for k in kinds]) & ~abusive
+    hard = np.array([is_hard_negative(r) for r in rows])
     out["abusive_vs_not"] = {}
     for lang in ("en", "ja", "all"):
         m = np.ones(len(rows), bool) if lang == "all" else langs == lang

@@ -70,6 +70,15 @@ def test_repeat_caller_rule():
     assert alert.category == "repeat_caller" and "3 calls" in alert.text
 
 
+def test_call_rules_take_the_configured_severity():
+    options = CallRuleOptions(prolonged_call_minutes=1, repeat_calls=2)
+    severities = AlertPolicyOptions(severities={"prolonged": "high", "repeat_caller": "critical"})
+    prolonged = prolonged_call_alert("c", META, 61, options, severities.severity("prolonged"))
+    repeat = repeat_caller_alert("c", META, 2, options, severities.severity("repeat_caller"))
+    assert (prolonged.severity, repeat.severity) == ("high", "critical")
+    assert prolonged_call_alert("c", META, 61, options).severity == "medium"  # the default
+
+
 def test_call_rule_alerts_name_their_rule():
     options = CallRuleOptions(prolonged_call_minutes=1, repeat_calls=2)
     assert prolonged_call_alert("c", META, 61, options).rule == "prolonged"

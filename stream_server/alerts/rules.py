@@ -21,12 +21,12 @@ class CallRuleOptions:
 
 
 def _call_alert(
-    category: AbuseCategory, call_id: str, metadata: dict[str, str], text: str, end: float
+    category: AbuseCategory, call_id: str, metadata: dict[str, str], text: str, end: float, severity: str | None
 ) -> Alert:
     return Alert(
         call_id=call_id,
         category=category,
-        severity=BASE_SEVERITY[category],
+        severity=severity or BASE_SEVERITY[category],
         score=1.0,
         text=text,
         start=0.0,
@@ -37,20 +37,22 @@ def _call_alert(
 
 
 def prolonged_call_alert(
-    call_id: str, metadata: dict[str, str], audio_time: float, options: CallRuleOptions
+    call_id: str, metadata: dict[str, str], audio_time: float, options: CallRuleOptions, severity: str | None = None
 ) -> Alert | None:
+    """`severity`: the configured one for `prolonged` (AlertPolicyOptions.severity); default BASE_SEVERITY."""
     limit = options.prolonged_call_minutes * 60.0
     if options.prolonged_call_minutes <= 0 or audio_time < limit:
         return None
     text = f"call longer than {options.prolonged_call_minutes:g} minutes"
-    return _call_alert(AbuseCategory.PROLONGED_CALL, call_id, metadata, text, audio_time)
+    return _call_alert(AbuseCategory.PROLONGED_CALL, call_id, metadata, text, audio_time, severity)
 
 
 def repeat_caller_alert(
-    call_id: str, metadata: dict[str, str], recent_calls: int, options: CallRuleOptions
+    call_id: str, metadata: dict[str, str], recent_calls: int, options: CallRuleOptions, severity: str | None = None
 ) -> Alert | None:
-    """`recent_calls` counts this number's calls in the window, this one included."""
+    """`recent_calls` counts this number's calls in the window, this one included; `severity` as
+    for prolonged_call_alert."""
     if options.repeat_calls <= 0 or recent_calls < options.repeat_calls:
         return None
     text = f"{recent_calls} calls from this number in {options.repeat_window_hours:g} h"
-    return _call_alert(AbuseCategory.REPEAT_CALLER, call_id, metadata, text, 0.0)
+    return _call_alert(AbuseCategory.REPEAT_CALLER, call_id, metadata, text, 0.0, severity)

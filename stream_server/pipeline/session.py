@@ -19,7 +19,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ..alerts.alert import Alert, new_id, utc_now
+from ..alerts.alert import AbuseCategory, Alert, new_id, utc_now
 from ..alerts.policy import AlertPolicy, AlertPolicyOptions
 from ..alerts.rules import CallRuleOptions, prolonged_call_alert, repeat_caller_alert
 from ..asr.scheduler import AsrScheduler
@@ -188,7 +188,8 @@ class CallSession:
         if number:
             rules = self.options.rules
             recent = await self._db(self.s.store.count_recent_calls, number, rules.repeat_window_hours)
-            alert = repeat_caller_alert(self.call_id, self.metadata, recent, rules)
+            severity = self.options.policy.severity(AbuseCategory.REPEAT_CALLER)
+            alert = repeat_caller_alert(self.call_id, self.metadata, recent, rules, severity)
             if alert:
                 await self._raise(alert)
 
@@ -203,7 +204,8 @@ class CallSession:
         self._maybe_partial(track)
         self._maybe_voice_window(track)
         if track.name == "caller" and not self._prolonged_alerted:
-            alert = prolonged_call_alert(self.call_id, self.metadata, track.audio_time, self.options.rules)
+            severity = self.options.policy.severity(AbuseCategory.PROLONGED_CALL)
+            alert = prolonged_call_alert(self.call_id, self.metadata, track.audio_time, self.options.rules, severity)
             if alert:
                 self._prolonged_alerted = True
                 self._spawn(self._raise(alert))

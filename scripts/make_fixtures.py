@@ -332,6 +332,26 @@ CALLS: list[Call] = [
             C("Alright. Thank you, I appreciate it."),
         ],
     ),
+    Call(
+        "en_phone",
+        "en",
+        "Calm English caller who says their phone number: personal data the training export "
+        "must redact (tests/test_evidence.py). No abuse; kept out of the classifier test batches.",
+        {"from": "+819077778810", "utm_source": "google", "utm_campaign": "billing_help_search",
+         "tracking_number": "+81120555010"},
+        [
+            A("Sakura Mobile, this is Emma. How can I help you?"),
+            # "my bill" alone is heard as "my real".
+            C("Hello, I am calling about my phone bill."),
+            A("Certainly. What number can we call you back on?"),
+            # Whisper base writes this as 090-1234-5678. Digits read one by one ("0 9 0, 1 2 3 4,
+            # ...") come out as "near-ode, I'm 6, 7, 8" in this voice, and "call me back on" as
+            # "call me Mark on" followed by a wrong digit (9678).
+            C("My phone number is 090-1234-5678.", ["090", "1234", "5678"]),
+            A("Thank you. We will call you back today."),
+            C("Thank you."),
+        ],
+    ),
 ]
 
 # ---------------------------------------------------------------------------------------------

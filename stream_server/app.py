@@ -19,14 +19,16 @@ from fastapi import FastAPI
 from . import __version__
 from .alerts.policy import AlertPolicyOptions
 from .alerts.rules import CallRuleOptions
-from .api import alerts, calls, health, media, supervisor, webrtc
+from .alerts.webhooks import AlertNotifier, RetryPolicy
+from .api import alerts, calls, console, exports, health, media, reports, supervisor, webrtc
 from .api import metrics as metrics_endpoint
+from .api import webhooks as webhooks_endpoint
 from .api.audiosocket_server import AudioSocketServer
 from .asr.baseline import TranscribeBaseline
 from .asr.engine import AsrEngine, AsrOptions
 from .asr.queue import AsrWorker, RemoteAsr
 from .asr.scheduler import AsrScheduler
-from .bus import create_bus
+from .bus import EventBus, create_bus
 from .classifiers import voice
 from .classifiers.text import TextAbuseClassifier, default_model_path
 from .config import Settings
@@ -41,10 +43,10 @@ log = logging.getLogger("stream_server")
 
 # What each role serves. Every role answers /healthz and /metrics.
 ROUTERS = {
-    "all": (health, metrics_endpoint, calls, alerts, supervisor, media, webrtc),
+    "all": (health, metrics_endpoint, calls, alerts, reports, exports, supervisor, webhooks_endpoint, media, webrtc),
     "ingest": (health, metrics_endpoint, media, webrtc),
     "asr": (health, metrics_endpoint),
-    "gateway": (health, metrics_endpoint, calls, alerts, supervisor),
+    "gateway": (health, metrics_endpoint, calls, alerts, reports, exports, supervisor, webhooks_endpoint),
 }
 
 
@@ -187,6 +189,12 @@ def audiosocket_server(state: Any, settings: Settings) -> AudioSocketServer:
                              settings.max_bad_messages, settings.audiosocket_idle_timeout_s)
 
 
+def alert_notifier(bus: EventBus, settings: Settings) -> AlertNotifier:
+    """Webhook notifications for STREAM_SERVER_WEBHOOKS (started only in roles all and gateway)."""
+    policy = RetryPolicy(attempts=settings.webhook_attempts, first_delay_s=settings.webhook_backoff_s)
+    return AlertNotifier(bus, settings.webhooks, policy, settings.webhook_timeout_s, settings.console_url)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
 
@@ -199,6 +207,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         async with AsyncExitStack() as running:
             services = app.state.services = await build_services(settings, app.state.metrics)
             running.push_async_callback(close_services, services)
+            # Stopped after end_calls (the stack unwinds bottom-up): the alerts of calls the
+            # shutdown ends still go out; before close_services, which stops the bus.
+            notifier = app.state.webhooks = alert_notifier(services.bus, settings)
+            if settings.role in ("all", "gateway"):  # a gateway sees every node's alerts on Redis
+                await notifier.start()
+                running.push_async_callback(notifier.stop)
             running.push_async_callback(end_calls, app.state)
             if settings.role == "asr":  # take speech from every ingest node's queue
                 worker = AsrWorker(services.asr, settings.bus, settings.bus_prefix, settings.asr_claim_idle_s)
@@ -230,4 +244,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     metrics_endpoint.watch_app(app.state.metrics, app.state)
     for module in ROUTERS[settings.role]:
         app.include_router(module.router)
+    if settings.role in ("all", "gateway"):  # the console reads the API and feed of this node
+        app.include_router(console.router)
+        console.mount_assets(app)
     return app

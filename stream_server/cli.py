@@ -1,4 +1,4 @@
-"""`stream-server` command line: serve | simulate | analyze | classify-text | models | db."""
+"""`stream-server` command line: serve | simulate | analyze | classify-text | models | db | verify."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
 from .config import Settings
 from .simulator import PROTOCOLS
@@ -36,7 +37,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                                    ("role", args.role)) if v}
     try:
         settings = Settings(**overrides)
-    except ValidationError as exc:
+    except (ValidationError, SettingsError) as exc:  # SettingsError: a JSON setting that isn't JSON
         raise SystemExit(f"stream-server serve: {exc}") from None
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     uvicorn.run(
@@ -173,6 +174,23 @@ def cmd_db(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_verify(args: argparse.Namespace) -> int:
+    import os
+
+    from .evidence.integrity import EvidenceKeyError, read_key_file
+    from .evidence.verify import verify_package
+
+    try:  # the environment directly, not Settings: checking a file needs no server configuration
+        key = read_key_file(args.key_file) if args.key_file else os.environ.get("STREAM_SERVER_EVIDENCE_KEY") or None
+    except EvidenceKeyError as exc:
+        raise SystemExit(f"stream-server verify: {exc}") from None
+    result = verify_package(args.export, key)
+    for problem in result.problems:
+        print(problem)
+    print(result.summary())
+    return 0 if result.ok else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="stream-server", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -215,6 +233,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prepare", metavar="NAME")
     p.add_argument("--data-dir", type=Path)
     p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("verify", help="check an evidence or training export (ZIP) against its manifest, "
+                       "the seal taken at call end and its signature; exit 1 if anything differs")
+    p.add_argument("export", type=Path, metavar="EXPORT.zip")
+    p.add_argument("--key-file", type=Path, metavar="PATH",
+                   help="the server's evidence key (<data_dir>/evidence.key); default STREAM_SERVER_EVIDENCE_KEY, "
+                        "else the signature is not checked")
+    p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("db", help="database schema: upgrade | current | history (STREAM_SERVER_DATABASE_URL)")
     p.set_defaults(func=cmd_db)

@@ -9,11 +9,13 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .alerts.alert import AbuseCategory
+from .alerts.webhook_targets import WebhookTargets
 
 
 class Settings(BaseSettings):
@@ -67,6 +69,11 @@ class Settings(BaseSettings):
         None,
         description="Bearer token a Prometheus scraper may present on GET /metrics instead of api_token. "
         "/metrics is open while neither is set.",
+    )
+    evidence_key: str | None = Field(
+        None,
+        description="Key that signs evidence and training exports (HMAC-SHA256 of manifest.json). Unset = a "
+        "random key created once in <data_dir>/evidence.key (mode 0600).",
     )
     twilio_auth_token: str | None = Field(
         None, description="Twilio auth token; when set, X-Twilio-Signature is required on /v1/media/twilio."
@@ -196,6 +203,41 @@ class Settings(BaseSettings):
     prolonged_call_minutes: float = Field(30.0, description="Alert when a call runs longer (0 = off).")
     repeat_calls: int = Field(3, description="Alert when a number calls this often within the window (0 = off).")
     repeat_window_hours: float = Field(24.0, description="Window for repeat_calls.")
+
+    # Alert webhooks (Slack, Teams, signed JSON); docs/operations.md, "Webhooks"
+    webhooks: WebhookTargets = Field(
+        default_factory=list,
+        description='Alert notification targets, JSON list: [{"name": "ops", "url": "https://hooks.slack.com/...", '
+        '"format": "slack|teams|json", "secret": "<json: HMAC key>", "min_severity": "medium", "categories": []}].',
+    )
+    webhook_attempts: int = Field(6, ge=1, le=20, description="Tries per webhook delivery before it is failed.")
+    webhook_backoff_s: float = Field(
+        1.0, gt=0, le=60, description="Wait before the first webhook retry; doubles each time, at most 60 s."
+    )
+    webhook_timeout_s: float = Field(10.0, gt=0, le=120, description="Limit on one webhook request.")
+    console_url: str | None = Field(
+        None, description="Public base URL of the console; webhook messages link <console_url>/calls/<call_id>."
+    )
+
+    @field_validator("console_url")
+    @classmethod
+    def _console_is_http(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError(f"console_url must start with http:// or https://, not {value!r}")
+        return value
+
+    # Supervisor console (/, /calls, /reports)
+    timezone: str = Field("Asia/Tokyo", description="IANA time zone the console shows times and report days in.")
+    ui_language: Literal["ja", "en"] = Field("ja", description="The console's language until a user switches it.")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name such as Asia/Tokyo or UTC)") from exc
+        return value
 
     @field_validator("alert_thresholds", "alert_severities")
     @classmethod

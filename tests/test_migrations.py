@@ -29,12 +29,12 @@ from stream_server.store.migrate import (
 )
 from stream_server.store.repository import CallStore, make_engine
 
-HEAD_REVISION = "0002"  # the newest file in stream_server/store/migrations/versions
+HEAD_REVISION = "0003"  # the newest file in stream_server/store/migrations/versions
 from stream_server.store.schema import Base, CallRow
 from tests.live_server import start_server, stop_server
 
 POSTGRES_URL = os.environ.get("STREAM_SERVER_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-TABLES = {"calls", "segments", "alerts"}
+TABLES = {"calls", "segments", "alerts", "alert_actions"}
 META = {"from": "+81312345678", "utm_source": "google"}
 
 
@@ -156,8 +156,8 @@ LATER_MIGRATION = """
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003"
-down_revision = "0002"
+revision = "0099"
+down_revision = HEAD
 branch_labels = depends_on = None
 
 
@@ -176,12 +176,12 @@ def test_a_later_migration_that_rebuilds_calls_keeps_their_segments(database_url
     store.close()
     migrations = tmp_path / "migrations"
     shutil.copytree(migrate.MIGRATIONS_DIR, migrations, ignore=shutil.ignore_patterns("__pycache__"))
-    (migrations / "versions" / "0003_queue.py").write_text(LATER_MIGRATION)
+    (migrations / "versions" / "0099_queue.py").write_text(LATER_MIGRATION.replace("HEAD", repr(HEAD_REVISION)))
     monkeypatch.setattr(migrate, "MIGRATIONS_DIR", migrations)
 
     store = CallStore(database_url)
     try:
-        assert schema_state(store.engine).current == "0003"
+        assert schema_state(store.engine).current == "0099"
         assert [s["text"] for s in store.get_call("c1")["segments"]] == ["you idiot"]
         with pytest.raises(IntegrityError):  # foreign keys are enforced again after the migration
             store.add_segment("no-such-call", "caller", 0.0, 1.0, "x", None, {}, False)

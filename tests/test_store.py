@@ -107,6 +107,31 @@ def test_acknowledge_records_the_first_acknowledger(store):
     assert store.acknowledge_alert("nope", "x") is None
 
 
+def test_supervisor_actions_are_kept_with_who_when_and_note(store):
+    store.create_call("c1", "twilio", ["caller"], {**META, "agent": "agent-suzuki"})
+    threat = Alert("c1", "threat", "high", 0.8, "I will hurt you", 1.0, 2.0, META)
+    insult = Alert("c1", "insult", "medium", 0.7, "you idiot", 3.0, 4.0, META)
+    store.add_alert(threat)
+    store.add_alert(insult)
+    store.act_on_alert(threat.id, "acknowledge", "sato")
+    escalated = store.act_on_alert(threat.id, "escalate", "sato", "caller named the agent's home town")
+    dismissed = store.act_on_alert(insult.id, "false_alarm", "tanaka")
+
+    assert escalated["status"] == "escalated" and escalated["acknowledged_by"] == "sato"
+    assert dismissed["status"] == "false_alarm" and dismissed["acknowledged_by"] == "tanaka"
+    assert [a["id"] for a in store.list_alerts(status="escalated")] == [threat.id]
+    call = store.get_call("c1")
+    assert call["agent"] == "agent-suzuki"
+    assert [(a["alert_id"], a["action"], a["by"], a["note"]) for a in call["actions"]] == [
+        (threat.id, "acknowledge", "sato", ""),
+        (threat.id, "escalate", "sato", "caller named the agent's home town"),
+        (insult.id, "false_alarm", "tanaka", ""),
+    ]
+    assert all(datetime.fromisoformat(a["at"]).tzinfo is not None for a in call["actions"])
+    with pytest.raises(ValueError, match="unknown action"):
+        store.act_on_alert(threat.id, "delete", "mallory")
+
+
 def test_repeat_caller_count_and_startup_recovery(store):
     for i in range(3):
         store.create_call(f"c{i}", "twilio", ["caller"], META)

@@ -1,22 +1,35 @@
-"""Calls: search, detail with scored transcript and alerts, and recordings."""
+"""Calls: search, detail with scored transcript and alerts, recordings and their loudness."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Literal
 
+import numpy as np
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 
+from ..alerts.alert import AbuseCategory
+from ..media.levels import curve_step, level_curve
 from ..store.repository import CallFilter
 from .auth import require_api_token
-from .schemas import CallDetailOut, CallOut
+from .schemas import CallDetailOut, CallOut, LoudnessOut
 
 router = APIRouter(prefix="/v1/calls", tags=["calls"], dependencies=[Depends(require_api_token)])
 
+CallSort = Literal["started_at", "duration", "max_score", "alert_count", "caller_number"]
+# A loudness curve never has more points than this: a long call gets a wider step instead.
+MAX_LOUDNESS_POINTS = 4000
 
-@router.get("", response_model=list[CallOut])
+
+@router.get(
+    "",
+    response_model=list[CallOut],
+    responses={200: {"headers": {"X-Total-Count": {"description": "Matching calls, ignoring limit and offset.",
+                                                   "schema": {"type": "integer"}}}}},
+)
 def list_calls(
     request: Request,
+    response: Response,
     since: datetime | None = Query(None, description="Calls started at or after (ISO 8601)."),
     until: datetime | None = Query(None, description="Calls started before (ISO 8601)."),
     phone: str | None = Query(None, description="Caller number, exactly as received (e.g. +81312345678)."),
@@ -24,11 +37,30 @@ def list_calls(
     ad_source: str | None = Query(None, description="Ad source tag (utm_source)."),
     campaign: str | None = Query(None, description="Campaign tag (utm_campaign)."),
     status: Literal["active", "ended", "interrupted"] | None = None,
+    min_duration: float | None = Query(None, ge=0, description="Calls that lasted at least this (seconds)."),
+    max_duration: float | None = Query(None, ge=0, description="Calls that lasted at most this (seconds)."),
+    category: AbuseCategory | None = Query(None, description="Calls with at least one alert of this category."),
+    acknowledged: bool | None = Query(
+        None, description="true: calls with alerts, every one acted on; false: calls with an open alert."
+    ),
+    agent: str | None = Query(None, description="Agent who took the call (metadata agent / agent_id)."),
+    tracking_number: str | None = Query(None, description="Tracking number dialled."),
+    sort: CallSort = Query("started_at", description="Sort key; calls without the value come last."),
+    order: Literal["asc", "desc"] = "desc",
     limit: int = Query(50, ge=1, le=500),
     offset: int = Query(0, ge=0),
 ) -> list[dict]:
-    flt = CallFilter(since, until, phone, min_score, ad_source, campaign, status, limit, offset)
-    return request.app.state.services.store.list_calls(flt)
+    if min_duration is not None and max_duration is not None and min_duration > max_duration:
+        raise HTTPException(422, "min_duration must not exceed max_duration")
+    flt = CallFilter(
+        since=since, until=until, phone=phone, min_score=min_score, ad_source=ad_source, campaign=campaign,
+        status=status, limit=limit, offset=offset, min_duration=min_duration, max_duration=max_duration,
+        category=category.value if category else None, acknowledged=acknowledged, agent=agent,
+        tracking_number=tracking_number, sort=sort, order=order,
+    )
+    store = request.app.state.services.store
+    response.headers["X-Total-Count"] = str(store.count_calls(flt))  # for the console's pager
+    return store.list_calls(flt)
 
 
 @router.get("/{call_id}", response_model=CallDetailOut)
@@ -55,3 +87,27 @@ def get_recording(
     body = recordings.render(call_id, wanted)
     filename = f"{call_id}{'-' + track if track else ''}.wav"
     return Response(body, media_type="audio/wav", headers={"Content-Disposition": f'inline; filename="{filename}"'})
+
+
+@router.get("/{call_id}/loudness", response_model=LoudnessOut)
+def get_loudness(
+    request: Request,
+    call_id: str,
+    step: float = Query(0.25, ge=0.05, le=5.0, description="Seconds per point (widened past 4000 points)."),
+) -> dict:
+    """Each recorded track's level in dBFS per `step` from the call's start (floor -90), for
+    drawing the call's loudness under its transcript."""
+    recordings = request.app.state.services.recordings
+    available = recordings.tracks(call_id)
+    if not available:
+        raise HTTPException(404, f"no recording for call {call_id!r}")
+    signals = {track: recordings.read_track(call_id, track) for track in available}
+    longest = max(len(samples) / rate for samples, rate in signals.values())
+    used = curve_step(step, longest, MAX_LOUDNESS_POINTS)  # one step for all tracks: they share a time axis
+    return {
+        "step": used,
+        "tracks": {
+            track: np.round(level_curve(samples, rate, used), 2).tolist()
+            for track, (samples, rate) in signals.items()
+        },
+    }

@@ -22,6 +22,17 @@ class AlertOut(BaseModel):
     rule: str
     acknowledged_at: str | None = None
     acknowledged_by: str | None = None
+    status: str = "open"  # open, acknowledged, escalated, false_alarm
+
+
+class AlertActionOut(BaseModel):
+    id: int
+    alert_id: str
+    call_id: str
+    action: str  # acknowledge, escalate, false_alarm
+    by: str
+    note: str
+    at: str
 
 
 class SegmentOut(BaseModel):
@@ -59,11 +70,14 @@ class CallOut(BaseModel):
     alert_count: int
     stats: dict[str, Any]
     node: str | None = None  # the ingest node that ran the call (scale-out roles)
+    agent: str | None = None  # who took the call (metadata agent / agent_id)
+    evidence: dict[str, Any] | None = None  # recording hashes sealed at call end
 
 
 class CallDetailOut(CallOut):
     segments: list[SegmentOut]
     alerts: list[AlertOut]
+    actions: list[AlertActionOut] = []  # supervisor actions on this call's alerts, oldest first
 
 
 class HealthOut(BaseModel):
@@ -85,3 +99,75 @@ class HealthOut(BaseModel):
     supervisors: int  # supervisor feeds connected to this node
     bus: str  # memory or redis
     bus_connected: bool  # false while this node cannot reach Redis (events are queued, bounded)
+
+
+# -- reports (GET /v1/reports/...) and the loudness curve ------------------------------------
+# "Abusive call": at least one alert of an utterance-level abuse category (not prolonged or
+# repeat_caller) whose status is not false_alarm. `alerts` never counts false alarms.
+
+
+class AdSourceRowOut(BaseModel):
+    ad_source: str | None
+    campaign: str | None
+    calls: int
+    abusive_calls: int
+    abuse_rate: float  # abusive_calls / calls
+    alerts: int
+    categories: dict[str, int]  # alerts per category
+
+
+class AdSourceReportOut(BaseModel):
+    since: str | None
+    until: str | None
+    rows: list[AdSourceRowOut]  # highest abuse_rate first, then abusive_calls, then calls
+
+
+class CallerRowOut(BaseModel):
+    caller_number: str
+    calls: int
+    abusive_calls: int
+    alerts: int
+    total_duration: float  # seconds
+    last_call_at: str | None
+
+
+class CallerReportOut(BaseModel):
+    since: str | None
+    until: str | None
+    rows: list[CallerRowOut]  # most calls first (repeat callers), then the latest
+
+
+class DurationBucketOut(BaseModel):
+    label: str
+    min_s: int  # inclusive
+    max_s: int | None  # exclusive; null for the last bucket
+    calls: int
+    abusive_calls: int
+
+
+class DurationReportOut(BaseModel):
+    since: str | None
+    until: str | None
+    buckets: list[DurationBucketOut]
+    prolonged_call_minutes: float  # the prolonged-call rule's limit (0 = off)
+    prolonged_calls: int  # calls longer than that
+
+
+class AgentRowOut(BaseModel):
+    agent: str | None  # null: calls without an agent in their metadata
+    calls: int
+    abusive_calls: int
+    alerts: int
+    abusive_call_seconds: float  # time on abusive calls
+    escalations: int  # alerts whose status is escalated
+
+
+class AgentReportOut(BaseModel):
+    since: str | None
+    until: str | None
+    rows: list[AgentRowOut]  # most abusive calls first
+
+
+class LoudnessOut(BaseModel):
+    step: float  # seconds per point, as used (widened for long calls)
+    tracks: dict[str, list[float]]  # track -> dBFS per step from the call's start, floor -90

@@ -1,6 +1,6 @@
 """The supervisor feed: every call's live events as JSON over a WebSocket.
 
-Events: call.started, transcript.partial, transcript.final, alert, alert.acknowledged,
+Events: call.started, transcript.partial, transcript.final, alert, alert.action, alert.acknowledged,
 call.ended; each carries `call_id`. On connect the client first gets `hello` with the
 calls already in progress, so a supervisor who joins mid-call is not blind.
 """

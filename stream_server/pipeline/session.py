@@ -24,6 +24,7 @@ from ..alerts.policy import AlertPolicy, AlertPolicyOptions
 from ..alerts.rules import CallRuleOptions, prolonged_call_alert, repeat_caller_alert
 from ..asr.scheduler import AsrScheduler
 from ..bus import EventBus
+from ..evidence.integrity import sha256_file
 from ..media.codecs import PIPELINE_RATE, StreamResampler, pcm16_to_float
 from ..media.events import Audio, CallEnded, CallStarted
 from ..media.vad import SpeechSegmenter, Utterance, VadOptions
@@ -219,6 +220,7 @@ class CallSession:
             for utterance in track.finish():
                 self._spawn_final(track, utterance)
             track.recorder.close()
+        await self._seal_recordings()
         if self._tasks:
             _, pending = await asyncio.wait(set(self._tasks), timeout=self.options.end_timeout_s)
             if pending:  # deferred agent work under load: stored when done, never dropped
@@ -244,6 +246,17 @@ class CallSession:
                 "ended_at": utc_now().isoformat(),
             }
         )
+
+    async def _seal_recordings(self) -> None:
+        """Store the SHA-256 of each closed recording with the call: an evidence export is later
+        checked against it. Before end_call, so an ended call is already sealed. A failure is
+        logged; the call still ends."""
+        try:
+            paths = {f"{name}.wav": track.recorder.path for name, track in self.tracks.items()}
+            files = await asyncio.to_thread(lambda: {name: sha256_file(path) for name, path in paths.items()})
+            await self._db(self.s.store.seal_call, self.call_id, files)
+        except Exception:
+            log.exception("call %s: could not seal the recordings", self.call_id)
 
     # -- per utterance --------------------------------------------------------------
 

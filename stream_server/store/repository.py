@@ -7,18 +7,22 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import create_engine, event, func, select, update
+from sqlalchemy import ColumnElement, Exists, create_engine, event, func, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from ..alerts.alert import Alert
 from ..media.metadata import clean_text
 from .migrate import ensure_schema
-from .schema import AlertRow, CallRow, SegmentRow
+from .schema import AlertActionRow, AlertRow, CallRow, SegmentRow
 
 AD_SOURCE_KEYS = ("utm_source", "ad_source", "source")
 CAMPAIGN_KEYS = ("utm_campaign", "campaign")
 CALLER_KEYS = ("from", "caller", "caller_number")
+AGENT_KEYS = ("agent", "agent_id", "agent_name")
+
+# What a supervisor can do with an alert, and the alert status each leaves behind.
+ALERT_ACTIONS = {"acknowledge": "acknowledged", "escalate": "escalated", "false_alarm": "false_alarm"}
 
 
 def _first(metadata: dict[str, str], keys: tuple[str, ...]) -> str | None:
@@ -61,6 +65,24 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
+def as_utc(value: datetime | None) -> datetime | None:
+    """A query bound as aware UTC: SQLite stores wall-clock UTC and ignores an offset, so a
+    `+09:00` bound would otherwise be compared nine hours off; naive input is taken as UTC."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# What GET /v1/calls may sort by.
+CALL_SORT_COLUMNS: dict[str, Any] = {
+    "started_at": CallRow.started_at,
+    "duration": CallRow.duration,
+    "max_score": CallRow.max_score,
+    "alert_count": CallRow.alert_count,
+    "caller_number": CallRow.caller_number,
+}
+
+
 @dataclass(frozen=True)
 class CallFilter:
     since: datetime | None = None
@@ -72,6 +94,59 @@ class CallFilter:
     status: str | None = None
     limit: int = 50
     offset: int = 0
+    min_duration: float | None = None  # seconds; calls still running (no duration) never match
+    max_duration: float | None = None
+    category: str | None = None  # at least one alert of this category
+    acknowledged: bool | None = None  # True: has alerts, none open; False: at least one open
+    agent: str | None = None
+    tracking_number: str | None = None
+    sort: str = "started_at"  # a key of CALL_SORT_COLUMNS
+    order: str = "desc"  # asc or desc
+
+
+def _call_has_alert(*where: ColumnElement[bool]) -> Exists:
+    """EXISTS an alert of the outer query's call (matching `where`)."""
+    return select(AlertRow.id).where(AlertRow.call_id == CallRow.id, *where).exists()
+
+
+def call_conditions(flt: CallFilter) -> list[ColumnElement[bool]]:
+    """The WHERE clauses of a call search, shared by the page and its total count."""
+    exact = [
+        (CallRow.caller_number, flt.phone), (CallRow.ad_source, flt.ad_source), (CallRow.campaign, flt.campaign),
+        (CallRow.status, flt.status), (CallRow.agent, flt.agent), (CallRow.tracking_number, flt.tracking_number),
+    ]
+    conditions = [column == value for column, value in exact if value]
+    if flt.since:
+        conditions.append(CallRow.started_at >= as_utc(flt.since))
+    if flt.until:
+        conditions.append(CallRow.started_at < as_utc(flt.until))
+    if flt.min_score is not None:
+        conditions.append(CallRow.max_score >= flt.min_score)
+    if flt.min_duration is not None:
+        conditions.append(CallRow.duration >= flt.min_duration)
+    if flt.max_duration is not None:
+        conditions.append(CallRow.duration <= flt.max_duration)
+    if flt.category:
+        conditions.append(_call_has_alert(AlertRow.category == flt.category))
+    if flt.acknowledged is True:  # every alert acted on: there is one, and none is still open
+        conditions += [_call_has_alert(), ~_call_has_alert(AlertRow.status == "open")]
+    elif flt.acknowledged is False:
+        conditions.append(_call_has_alert(AlertRow.status == "open"))
+    return conditions
+
+
+def call_ordering(sort: str, order: str) -> list[ColumnElement[Any]]:
+    """ORDER BY for a call search. Calls without the value (no duration yet, no number) come
+    last either way, on SQLite and PostgreSQL alike (their NULL defaults differ); ties fall
+    back to newest first, then id, so that pages never overlap."""
+    if sort not in CALL_SORT_COLUMNS or order not in ("asc", "desc"):
+        raise ValueError(f"cannot sort calls by {sort!r} {order!r}")
+    column = CALL_SORT_COLUMNS[sort]
+    primary = (column.asc() if order == "asc" else column.desc()).nulls_last()
+    ties = [CallRow.id.asc() if order == "asc" else CallRow.id.desc()]
+    if sort != "started_at":
+        ties.insert(0, CallRow.started_at.desc())
+    return [primary, *ties]
 
 
 class CallStore:
@@ -90,6 +165,10 @@ class CallStore:
         self.engine.dispose()
 
     def _session(self) -> Session:
+        return self._sessions()
+
+    def session(self) -> Session:
+        """A new ORM session, for read-only queries outside this class (store.reports)."""
         return self._sessions()
 
     # -- writes (from the pipeline) -------------------------------------------------
@@ -121,6 +200,7 @@ class CallStore:
             started_at=started_at or datetime.now(UTC),
             stats={},
             node=self.node,
+            agent=_fit(CallRow.agent, _first(metadata, AGENT_KEYS)),
         )
         with self._session() as session, session.begin():
             session.add(row)
@@ -227,24 +307,22 @@ class CallStore:
             return int(session.scalar(query) or 0)
 
     def list_calls(self, flt: CallFilter) -> list[dict[str, Any]]:
-        query = select(CallRow).order_by(CallRow.started_at.desc())
-        if flt.since:
-            query = query.where(CallRow.started_at >= flt.since)
-        if flt.until:
-            query = query.where(CallRow.started_at < flt.until)
-        if flt.phone:
-            query = query.where(CallRow.caller_number == flt.phone)
-        if flt.min_score is not None:
-            query = query.where(CallRow.max_score >= flt.min_score)
-        if flt.ad_source:
-            query = query.where(CallRow.ad_source == flt.ad_source)
-        if flt.campaign:
-            query = query.where(CallRow.campaign == flt.campaign)
-        if flt.status:
-            query = query.where(CallRow.status == flt.status)
-        query = query.limit(flt.limit).offset(flt.offset)
+        """One page (flt.limit, flt.offset) of the calls matching flt, in flt.sort order."""
+        query = (
+            select(CallRow)
+            .where(*call_conditions(flt))
+            .order_by(*call_ordering(flt.sort, flt.order))
+            .limit(flt.limit)
+            .offset(flt.offset)
+        )
         with self._session() as session:
             return [call_summary(row) for row in session.scalars(query)]
+
+    def count_calls(self, flt: CallFilter) -> int:
+        """How many calls match flt, whatever its limit and offset (the search's total)."""
+        query = select(func.count()).select_from(CallRow).where(*call_conditions(flt))
+        with self._session() as session:
+            return int(session.scalar(query) or 0)
 
     def get_call(self, call_id: str) -> dict[str, Any] | None:
         query = (
@@ -259,6 +337,7 @@ class CallStore:
             detail = call_summary(row)
             detail["segments"] = [segment_dict(s) for s in row.segments]
             detail["alerts"] = [alert_dict(a) for a in row.alerts]
+            detail["actions"] = self.list_actions(call_id)
             return detail
 
     def list_alerts(
@@ -268,8 +347,11 @@ class CallStore:
         since: datetime | None = None,
         limit: int = 100,
         offset: int = 0,
+        status: str | None = None,
     ) -> list[dict[str, Any]]:
         query = select(AlertRow).order_by(AlertRow.created_at.desc())
+        if status:
+            query = query.where(AlertRow.status == status)
         if call_id:
             query = query.where(AlertRow.call_id == call_id)
         if acknowledged is not None:
@@ -282,14 +364,41 @@ class CallStore:
             return [alert_dict(row) for row in session.scalars(query)]
 
     def acknowledge_alert(self, alert_id: str, by: str) -> dict[str, Any] | None:
+        return self.act_on_alert(alert_id, "acknowledge", by)
+
+    def act_on_alert(self, alert_id: str, action: str, by: str, note: str = "") -> dict[str, Any] | None:
+        """Record a supervisor's action (ALERT_ACTIONS) with who and when; the alert takes the
+        status it leaves. Every action counts as having seen the alert: the first one fills
+        acknowledged_at/by, which later actions never overwrite. None: no such alert."""
+        if action not in ALERT_ACTIONS:
+            raise ValueError(f"unknown action {action!r}; expected one of {', '.join(ALERT_ACTIONS)}")
+        now = datetime.now(UTC)
         with self._session() as session, session.begin():
             row = session.get(AlertRow, alert_id)
             if row is None:
                 return None
-            if row.acknowledged_at is None:  # the first acknowledgement is the one on record
-                row.acknowledged_at = datetime.now(UTC)
-                row.acknowledged_by = by
+            if row.acknowledged_at is None:
+                row.acknowledged_at = now
+                row.acknowledged_by = clean_text(by, AlertRow.acknowledged_by.type.length)
+            row.status = ALERT_ACTIONS[action]
+            session.add(AlertActionRow(
+                alert_id=alert_id, call_id=row.call_id, action=action,
+                by=clean_text(by, AlertActionRow.by.type.length), note=clean_text(note, 4000), at=now,
+            ))
             return alert_dict(row)
+
+    def list_actions(self, call_id: str) -> list[dict[str, Any]]:
+        """Every supervisor action on a call's alerts, oldest first."""
+        query = select(AlertActionRow).where(AlertActionRow.call_id == call_id).order_by(AlertActionRow.id)
+        with self._session() as session:
+            return [action_dict(row) for row in session.scalars(query)]
+
+    def seal_call(self, call_id: str, files: dict[str, str]) -> dict[str, Any]:
+        """Record the SHA-256 of each recording file (name -> hex) as it was when the call ended."""
+        evidence = {"sealed_at": datetime.now(UTC).isoformat(), "files": dict(files)}
+        with self._session() as session, session.begin():
+            session.execute(update(CallRow).where(CallRow.id == call_id).values(evidence=evidence))
+        return evidence
 
 
 def call_summary(row: CallRow) -> dict[str, Any]:
@@ -314,6 +423,8 @@ def call_summary(row: CallRow) -> dict[str, Any]:
         "alert_count": row.alert_count,
         "stats": row.stats or {},
         "node": row.node,
+        "agent": row.agent,
+        "evidence": row.evidence,
     }
 
 
@@ -349,4 +460,17 @@ def alert_dict(row: AlertRow) -> dict[str, Any]:
         "rule": row.rule,
         "acknowledged_at": _iso(row.acknowledged_at),
         "acknowledged_by": row.acknowledged_by,
+        "status": row.status or "open",
+    }
+
+
+def action_dict(row: AlertActionRow) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "alert_id": row.alert_id,
+        "call_id": row.call_id,
+        "action": row.action,
+        "by": row.by,
+        "note": row.note,
+        "at": _iso(row.at),
     }

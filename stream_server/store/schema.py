@@ -37,6 +37,10 @@ class CallRow(Base):
     stats: Mapped[dict] = mapped_column(JSON, default=dict)
     # The ingest node that ran the call: its restart marks only its own unfinished calls.
     node: Mapped[str | None] = mapped_column(String(128), index=True)
+    # Who took the call (metadata agent / agent_id): per-agent exposure reports.
+    agent: Mapped[str | None] = mapped_column(String(128), index=True)
+    # SHA-256 of each recording, taken when the call ended: {"sealed_at", "files": {name: hex}}.
+    evidence: Mapped[dict | None] = mapped_column(JSON)
 
     segments: Mapped[list[SegmentRow]] = relationship(
         back_populates="call", order_by="SegmentRow.start", cascade="all, delete-orphan"
@@ -82,5 +86,26 @@ class AlertRow(Base):
     rule: Mapped[str] = mapped_column(String(32), default="text")
     acknowledged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     acknowledged_by: Mapped[str | None] = mapped_column(String(128))
+    # open, acknowledged, escalated or false_alarm: the latest supervisor action decides.
+    status: Mapped[str] = mapped_column(String(16), default="open", index=True)
 
     call: Mapped[CallRow] = relationship(back_populates="alerts")
+    actions: Mapped[list[AlertActionRow]] = relationship(
+        back_populates="alert", order_by="AlertActionRow.id", cascade="all, delete-orphan"
+    )
+
+
+class AlertActionRow(Base):
+    """What a supervisor did with an alert, with who and when: kept as evidence, never edited."""
+
+    __tablename__ = "alert_actions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    alert_id: Mapped[str] = mapped_column(ForeignKey("alerts.id"), index=True)
+    call_id: Mapped[str] = mapped_column(String(32), index=True)
+    action: Mapped[str] = mapped_column(String(16))  # acknowledge, escalate, false_alarm
+    by: Mapped[str] = mapped_column(String(128))
+    note: Mapped[str] = mapped_column(Text, default="")
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    alert: Mapped[AlertRow] = relationship(back_populates="actions")

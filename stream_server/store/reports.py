@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Subquery, and_, case, func, select
 
 from ..alerts.alert import AbuseCategory
-from .repository import CallStore, _iso, as_utc
+from .repository import CallFilter, CallStore, call_conditions, iso
 from .schema import AlertRow, CallRow
 
 CALL_LEVEL_CATEGORIES = (AbuseCategory.PROLONGED_CALL.value, AbuseCategory.REPEAT_CALLER.value)
@@ -64,12 +64,8 @@ def _per_call_alerts(since: datetime | None, until: datetime | None) -> Subquery
 
 
 def _window(since: datetime | None, until: datetime | None) -> list[ColumnElement[bool]]:
-    conditions = []
-    if since is not None:
-        conditions.append(CallRow.started_at >= as_utc(since))
-    if until is not None:
-        conditions.append(CallRow.started_at < as_utc(until))
-    return conditions
+    """Calls started in [since, until): the call search's own window conditions."""
+    return call_conditions(CallFilter(since=since, until=until))
 
 
 def _int(value: Any) -> int:
@@ -156,7 +152,7 @@ def caller_report(
                 "abusive_calls": _int(abusive),
                 "alerts": _int(alerts),
                 "total_duration": float(duration or 0.0),
-                "last_call_at": _iso(last),
+                "last_call_at": iso(last),
             }
             for number, count, abusive, alerts, duration, last in session.execute(query)
         ]

@@ -38,15 +38,9 @@ def _fit(column: Any, value: str | None) -> str | None:
     return None if value is None else clean_text(value, column.type.length)
 
 
-def _utc(value: datetime | None) -> datetime | None:
-    # SQLite returns naive datetimes; everything stored here is UTC.
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value
-
-
-def _iso(value: datetime | None) -> str | None:
-    value = _utc(value)
+def iso(value: datetime | None) -> str | None:
+    """A stored time as ISO 8601 UTC (SQLite returns naive datetimes; everything stored is UTC)."""
+    value = as_utc(value)
     return value.isoformat() if value else None
 
 
@@ -66,8 +60,8 @@ def make_engine(url: str) -> Engine:
 
 
 def as_utc(value: datetime | None) -> datetime | None:
-    """A query bound as aware UTC: SQLite stores wall-clock UTC and ignores an offset, so a
-    `+09:00` bound would otherwise be compared nine hours off; naive input is taken as UTC."""
+    """Aware UTC. Naive input (what SQLite returns) is taken as UTC; a query bound with an offset
+    is converted, since SQLite stores wall-clock UTC and would compare `+09:00` nine hours off."""
     if value is None:
         return None
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
@@ -164,11 +158,8 @@ class CallStore:
     def close(self) -> None:
         self.engine.dispose()
 
-    def _session(self) -> Session:
-        return self._sessions()
-
     def session(self) -> Session:
-        """A new ORM session, for read-only queries outside this class (store.reports)."""
+        """A new ORM session (also for the read-only queries of store.reports)."""
         return self._sessions()
 
     # -- writes (from the pipeline) -------------------------------------------------
@@ -202,13 +193,13 @@ class CallStore:
             node=self.node,
             agent=_fit(CallRow.agent, _first(metadata, AGENT_KEYS)),
         )
-        with self._session() as session, session.begin():
+        with self.session() as session, session.begin():
             session.add(row)
 
     def end_call(
         self, call_id: str, reason: str, duration: float, abnormal: bool, stats: dict[str, Any] | None = None
     ) -> None:
-        with self._session() as session, session.begin():
+        with self.session() as session, session.begin():
             session.execute(
                 update(CallRow)
                 .where(CallRow.id == call_id)
@@ -222,7 +213,7 @@ class CallStore:
             )
 
     def set_language(self, call_id: str, language: str) -> None:
-        with self._session() as session, session.begin():
+        with self.session() as session, session.begin():
             session.execute(update(CallRow).where(CallRow.id == call_id).values(language=language))
 
     def add_segment(
@@ -239,7 +230,7 @@ class CallStore:
         loudness_delta_db: float | None = None,
     ) -> int:
         max_score = max(scores.values(), default=0.0)
-        with self._session() as session, session.begin():
+        with self.session() as session, session.begin():
             row = SegmentRow(
                 call_id=call_id,
                 track=track,
@@ -264,7 +255,7 @@ class CallStore:
             return row.id
 
     def add_alert(self, alert: Alert) -> None:
-        with self._session() as session, session.begin():
+        with self.session() as session, session.begin():
             session.add(
                 AlertRow(
                     id=alert.id,
@@ -291,7 +282,7 @@ class CallStore:
         unfinished = update(CallRow).where(CallRow.status == "active")
         if self.node is not None:
             unfinished = unfinished.where(CallRow.node == self.node)
-        with self._session() as session, session.begin():
+        with self.session() as session, session.begin():
             result = session.execute(
                 unfinished
                 .values(status="interrupted", end_reason="server_restart", ended_at=datetime.now(UTC))
@@ -302,7 +293,7 @@ class CallStore:
 
     def count_recent_calls(self, caller_number: str, hours: float) -> int:
         since = datetime.now(UTC) - timedelta(hours=hours)
-        with self._session() as session:
+        with self.session() as session:
             query = select(func.count()).where(CallRow.caller_number == caller_number, CallRow.started_at >= since)
             return int(session.scalar(query) or 0)
 
@@ -315,13 +306,13 @@ class CallStore:
             .limit(flt.limit)
             .offset(flt.offset)
         )
-        with self._session() as session:
+        with self.session() as session:
             return [call_summary(row) for row in session.scalars(query)]
 
     def count_calls(self, flt: CallFilter) -> int:
         """How many calls match flt, whatever its limit and offset (the search's total)."""
         query = select(func.count()).select_from(CallRow).where(*call_conditions(flt))
-        with self._session() as session:
+        with self.session() as session:
             return int(session.scalar(query) or 0)
 
     def get_call(self, call_id: str) -> dict[str, Any] | None:
@@ -330,7 +321,7 @@ class CallStore:
             .where(CallRow.id == call_id)
             .options(selectinload(CallRow.segments), selectinload(CallRow.alerts))
         )
-        with self._session() as session:
+        with self.session() as session:
             row = session.scalars(query).first()
             if row is None:
                 return None
@@ -360,7 +351,7 @@ class CallStore:
         if since:
             query = query.where(AlertRow.created_at >= since)
         query = query.limit(limit).offset(offset)
-        with self._session() as session:
+        with self.session() as session:
             return [alert_dict(row) for row in session.scalars(query)]
 
     def acknowledge_alert(self, alert_id: str, by: str) -> dict[str, Any] | None:
@@ -373,7 +364,7 @@ class CallStore:
         if action not in ALERT_ACTIONS:
             raise ValueError(f"unknown action {action!r}; expected one of {', '.join(ALERT_ACTIONS)}")
         now = datetime.now(UTC)
-        with self._session() as session, session.begin():
+        with self.session() as session, session.begin():
             row = session.get(AlertRow, alert_id)
             if row is None:
                 return None
@@ -390,13 +381,13 @@ class CallStore:
     def list_actions(self, call_id: str) -> list[dict[str, Any]]:
         """Every supervisor action on a call's alerts, oldest first."""
         query = select(AlertActionRow).where(AlertActionRow.call_id == call_id).order_by(AlertActionRow.id)
-        with self._session() as session:
+        with self.session() as session:
             return [action_dict(row) for row in session.scalars(query)]
 
     def seal_call(self, call_id: str, files: dict[str, str]) -> dict[str, Any]:
         """Record the SHA-256 of each recording file (name -> hex) as it was when the call ended."""
         evidence = {"sealed_at": datetime.now(UTC).isoformat(), "files": dict(files)}
-        with self._session() as session, session.begin():
+        with self.session() as session, session.begin():
             session.execute(update(CallRow).where(CallRow.id == call_id).values(evidence=evidence))
         return evidence
 
@@ -415,8 +406,8 @@ def call_summary(row: CallRow) -> dict[str, Any]:
         "tracks": row.tracks or [],
         "language": row.language,
         "status": row.status,
-        "started_at": _iso(row.started_at),
-        "ended_at": _iso(row.ended_at),
+        "started_at": iso(row.started_at),
+        "ended_at": iso(row.ended_at),
         "duration": row.duration,
         "end_reason": row.end_reason,
         "max_score": row.max_score,
@@ -454,11 +445,11 @@ def alert_dict(row: AlertRow) -> dict[str, Any]:
         "text": row.text,
         "start": row.start,
         "end": row.end,
-        "created_at": _iso(row.created_at),
+        "created_at": iso(row.created_at),
         "metadata": row.alert_metadata or {},
         "track": row.track,
         "rule": row.rule,
-        "acknowledged_at": _iso(row.acknowledged_at),
+        "acknowledged_at": iso(row.acknowledged_at),
         "acknowledged_by": row.acknowledged_by,
         "status": row.status or "open",
     }
@@ -472,5 +463,5 @@ def action_dict(row: AlertActionRow) -> dict[str, Any]:
         "action": row.action,
         "by": row.by,
         "note": row.note,
-        "at": _iso(row.at),
+        "at": iso(row.at),
     }

@@ -137,7 +137,7 @@ function onAction(event) {
   if (event.by) alert.acted_by = event.by;
   const call = calls.get(alert.call_id);
   if (call) call.alerting = [...alerts.values()].some((a) => a.call_id === call.id && (a.status || "open") === "open");
-  unseen = Math.max(0, [...alerts.values()].filter((a) => (a.status || "open") === "open").length);
+  unseen = [...alerts.values()].filter((a) => (a.status || "open") === "open").length;
   renderAlerts();
   renderCalls();
   cueTitle();

@@ -24,6 +24,8 @@ from fixture_calls import (
 )
 from live_server import run_calls
 
+from stream_server.classifiers.text import TextAbuseClassifier, default_model_path
+
 DROP_AFTER = 12.0
 
 
@@ -92,9 +94,25 @@ def test_shouting_without_abusive_words_alerts_as_shouting_only(runs):
     assert alerts, f"no alert; caller lines and shouting scores: {heard}"
     shouted = call.utterances("caller", abusive=True)
     assert all(set(u["categories"]) == {"shouting"} for u in shouted)
+    # The words as spoken never alert (the classifier, on the script) ...
+    scripted = {u["text"] for u in call.utterances("caller")}
+    classifier = TextAbuseClassifier(default_model_path())
+    thresholds = classifier.thresholds
+    for text in scripted:
+        over = {c: p for c, p in classifier.score(text).items() if p >= thresholds[c]}
+        assert not over, (text, over)
+    # ... so a word alert here can only come from Whisper mishearing a shouted line (seen once on
+    # CI hardware); it must then quote words the caller did not say, and the voice still alerts.
+    voice_alerts = [a for a in alerts if a["rule"] == "voice"]
     for alert in alerts:
-        assert (alert["category"], alert["rule"], alert["track"]) == ("shouting", "voice", "caller"), alert
+        if alert["rule"] != "voice":
+            assert alert["text"] not in scripted, (alert, heard)
+            print(f"ASR misheard a shouted line as {alert['text']!r} ({alert['category']})")
+            continue
+        assert (alert["category"], alert["track"]) == ("shouting", "caller"), alert
         assert any(overlaps(alert["start"], alert["end"], u["start"], u["end"]) for u in shouted), (alert, heard)
+    alerts = voice_alerts
+    assert alerts, f"no voice alert; caller lines and shouting scores: {heard}"
     first = shouted[0]
     assert any(overlaps(a["start"], a["end"], first["start"], first["end"]) for a in alerts), (first, alerts)
     # Every final carries the voice score next to the word scores, for the evidence record.

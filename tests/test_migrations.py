@@ -29,12 +29,12 @@ from stream_server.store.migrate import (
 )
 from stream_server.store.repository import CallStore, make_engine
 
-HEAD_REVISION = "0003"  # the newest file in stream_server/store/migrations/versions
+HEAD_REVISION = "0004"  # the newest file in stream_server/store/migrations/versions
 from stream_server.store.schema import Base, CallRow
 from tests.live_server import start_server, stop_server
 
 POSTGRES_URL = os.environ.get("STREAM_SERVER_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-TABLES = {"calls", "segments", "alerts", "alert_actions"}
+TABLES = {"calls", "segments", "alerts", "alert_actions", "users", "api_tokens", "audit_log"}
 META = {"from": "+81312345678", "utm_source": "google"}
 
 

@@ -72,6 +72,10 @@ class CallOut(BaseModel):
     node: str | None = None  # the ingest node that ran the call (scale-out roles)
     agent: str | None = None  # who took the call (metadata agent / agent_id)
     evidence: dict[str, Any] | None = None  # recording hashes sealed at call end
+    tenant: str | None = None  # whose call (metadata tenant): access scope
+    team: str | None = None  # metadata team: access scope within the tenant
+    legal_hold: dict[str, Any] | None = None  # {"by", "at", "reason"} while retention is suspended
+    purged: dict[str, Any] | None = None  # {"audio": iso time, ...}: what retention or a deletion removed
 
 
 class CallDetailOut(CallOut):

@@ -20,6 +20,8 @@ AD_SOURCE_KEYS = ("utm_source", "ad_source", "source")
 CAMPAIGN_KEYS = ("utm_campaign", "campaign")
 CALLER_KEYS = ("from", "caller", "caller_number")
 AGENT_KEYS = ("agent", "agent_id", "agent_name")
+TENANT_KEYS = ("tenant", "tenant_id")
+TEAM_KEYS = ("team", "team_id")
 
 # What a supervisor can do with an alert, and the alert status each leaves behind.
 ALERT_ACTIONS = {"acknowledge": "acknowledged", "escalate": "escalated", "false_alarm": "false_alarm"}
@@ -96,6 +98,9 @@ class CallFilter:
     tracking_number: str | None = None
     sort: str = "started_at"  # a key of CALL_SORT_COLUMNS
     order: str = "desc"  # asc or desc
+    # Access scope of the reader (api/access.py): None = any; never taken from a query string.
+    scope_tenant: str | None = None
+    scope_team: str | None = None
 
 
 def _call_has_alert(*where: ColumnElement[bool]) -> Exists:
@@ -110,6 +115,10 @@ def call_conditions(flt: CallFilter) -> list[ColumnElement[bool]]:
         (CallRow.status, flt.status), (CallRow.agent, flt.agent), (CallRow.tracking_number, flt.tracking_number),
     ]
     conditions = [column == value for column, value in exact if value]
+    if flt.scope_tenant is not None:
+        conditions.append(CallRow.tenant == flt.scope_tenant)
+    if flt.scope_team is not None:
+        conditions.append(CallRow.team == flt.scope_team)
     if flt.since:
         conditions.append(CallRow.started_at >= as_utc(flt.since))
     if flt.until:
@@ -192,6 +201,8 @@ class CallStore:
             stats={},
             node=self.node,
             agent=_fit(CallRow.agent, _first(metadata, AGENT_KEYS)),
+            tenant=_fit(CallRow.tenant, _first(metadata, TENANT_KEYS)),
+            team=_fit(CallRow.team, _first(metadata, TEAM_KEYS)),
         )
         with self.session() as session, session.begin():
             session.add(row)
@@ -416,6 +427,10 @@ def call_summary(row: CallRow) -> dict[str, Any]:
         "node": row.node,
         "agent": row.agent,
         "evidence": row.evidence,
+        "tenant": row.tenant,
+        "team": row.team,
+        "legal_hold": row.legal_hold,
+        "purged": row.purged,
     }
 
 

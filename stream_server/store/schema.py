@@ -41,6 +41,13 @@ class CallRow(Base):
     agent: Mapped[str | None] = mapped_column(String(128), index=True)
     # SHA-256 of each recording, taken when the call ended: {"sealed_at", "files": {name: hex}}.
     evidence: Mapped[dict | None] = mapped_column(JSON)
+    # Whose call this is (metadata tenant / team, set in the carrier's stream config): access scopes.
+    tenant: Mapped[str | None] = mapped_column(String(128), index=True)
+    team: Mapped[str | None] = mapped_column(String(128), index=True)
+    # A legal hold keeps everything of the call past every retention period until it is lifted.
+    legal_hold: Mapped[dict | None] = mapped_column(JSON)  # {"by", "at", "reason"}
+    # What retention or a deletion request removed, and when: {"audio": iso, "transcripts": iso, ...}.
+    purged: Mapped[dict | None] = mapped_column(JSON)
 
     segments: Mapped[list[SegmentRow]] = relationship(
         back_populates="call", order_by="SegmentRow.start", cascade="all, delete-orphan"
@@ -109,3 +116,53 @@ class AlertActionRow(Base):
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
     alert: Mapped[AlertRow] = relationship(back_populates="actions")
+
+
+class UserRow(Base):
+    """A person (or system) allowed into the API: one role, optionally scoped to a tenant/team."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    role: Mapped[str] = mapped_column(String(16))  # supervisor, qa, admin
+    # None = every tenant (or every team of the tenant); a scoped user never sees other calls.
+    tenant: Mapped[str | None] = mapped_column(String(128))
+    team: Mapped[str | None] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    disabled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    tokens: Mapped[list[ApiTokenRow]] = relationship(back_populates="user", cascade="all, delete-orphan")
+
+
+class ApiTokenRow(Base):
+    """An API token: only its SHA-256 is stored; the token itself is shown once, at creation."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    label: Mapped[str] = mapped_column(String(128), default="")
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))  # first characters, to tell tokens apart in lists
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    user: Mapped[UserRow] = relationship(back_populates="tokens")
+
+
+class AuditRow(Base):
+    """Who listened to or exported what, and when; append-only, readable by admins only."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    actor: Mapped[str] = mapped_column(String(128), index=True)
+    role: Mapped[str] = mapped_column(String(16))
+    action: Mapped[str] = mapped_column(String(32), index=True)  # recording.play, export.evidence, ...
+    call_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    detail: Mapped[dict] = mapped_column(JSON, default=dict)
+    client: Mapped[str | None] = mapped_column(String(64))  # peer address

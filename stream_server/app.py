@@ -16,11 +16,11 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from . import __version__
+from . import __version__, exposure
 from .alerts.policy import AlertPolicyOptions
 from .alerts.rules import CallRuleOptions
 from .alerts.webhooks import AlertNotifier, RetryPolicy
-from .api import alerts, calls, console, exports, health, media, reports, supervisor, webrtc
+from .api import admin, alerts, calls, console, exports, health, media, reports, retention, supervisor, webrtc
 from .api import metrics as metrics_endpoint
 from .api import webhooks as webhooks_endpoint
 from .api.audiosocket_server import AudioSocketServer
@@ -36,6 +36,7 @@ from .media.events import CallEnded
 from .media.vad import VadOptions
 from .metrics import ServerMetrics
 from .pipeline.session import CallServices, SessionOptions
+from .store.access import AccessStore
 from .store.recordings import RecordingStore
 from .store.repository import CallStore
 
@@ -43,10 +44,12 @@ log = logging.getLogger("stream_server")
 
 # What each role serves. Every role answers /healthz and /metrics.
 ROUTERS = {
-    "all": (health, metrics_endpoint, calls, alerts, reports, exports, supervisor, webhooks_endpoint, media, webrtc),
+    "all": (health, metrics_endpoint, calls, alerts, reports, exports, supervisor, webhooks_endpoint, admin,
+            retention, media, webrtc),
     "ingest": (health, metrics_endpoint, media, webrtc),
     "asr": (health, metrics_endpoint),
-    "gateway": (health, metrics_endpoint, calls, alerts, reports, exports, supervisor, webhooks_endpoint),
+    "gateway": (health, metrics_endpoint, calls, alerts, reports, exports, supervisor, webhooks_endpoint, admin,
+                retention),
 }
 
 
@@ -200,19 +203,27 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if not settings.api_token:
-            log.warning("DEV MODE: STREAM_SERVER_API_TOKEN is not set; the API and supervisor feed are open")
         # Unwinds bottom-up, at shutdown or when a later start-up step fails: the AudioSocket
         # listener stops, calls end, then the services they write to are closed.
         async with AsyncExitStack() as running:
             services = app.state.services = await build_services(settings, app.state.metrics)
             running.push_async_callback(close_services, services)
+            # Before any socket is served: an exposed dev server or an unsafe production one stops here.
+            has_users = await asyncio.to_thread(AccessStore(services.store).has_users)
+            app.state.open_doors = exposure.check_startup(settings, has_users)
             # Stopped after end_calls (the stack unwinds bottom-up): the alerts of calls the
             # shutdown ends still go out; before close_services, which stops the bus.
             notifier = app.state.webhooks = alert_notifier(services.bus, settings)
             if settings.role in ("all", "gateway"):  # a gateway sees every node's alerts on Redis
                 await notifier.start()
                 running.push_async_callback(notifier.stop)
+            # One purge job per deployment: role all's, or in scale-out the gateway's (not ingest's).
+            # Stopped before close_services: a run in progress finishes its call first.
+            app.state.retention_job = None
+            if settings.role in ("all", "gateway"):
+                app.state.retention_job = await retention.start_job(services, settings, app.state.metrics)
+                if app.state.retention_job is not None:
+                    running.push_async_callback(app.state.retention_job.stop)
             running.push_async_callback(end_calls, app.state)
             if settings.role == "asr":  # take speech from every ingest node's queue
                 worker = AsrWorker(services.asr, settings.bus, settings.bus_prefix, settings.asr_claim_idle_s)

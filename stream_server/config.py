@@ -61,9 +61,20 @@ class Settings(BaseSettings):
         "stream_server", description="Redis key prefix; nodes sharing it share one feed (<prefix>:events)."
     )
 
-    # Auth
+    # Auth (docs/security.md)
+    mode: Literal["dev", "production"] = Field(
+        "dev",
+        description="production: the API needs a token, and every carrier endpoint refuses streams until its "
+        "credential is configured. dev (loudly logged): what is not configured is open, and the server refuses "
+        "to listen on a non-loopback address while anything is open.",
+    )
     api_token: str | None = Field(
-        None, description="Bearer token for the REST API and supervisor feed. Unset = open (dev mode)."
+        None,
+        description="Bootstrap admin bearer token for the REST API and supervisor feed (users and their tokens: "
+        "`stream-server users` / `tokens`). Unset with no users = open (dev mode only).",
+    )
+    log_mask: bool = Field(
+        True, description="Mask tokens and phone numbers in log lines (the server's and uvicorn's)."
     )
     metrics_token: str | None = Field(
         None,
@@ -109,6 +120,39 @@ class Settings(BaseSettings):
     max_message_bytes: int = Field(65536, description="Largest WebSocket message accepted from a carrier.")
     max_bad_messages: int = Field(
         100, description="Malformed messages tolerated per stream before it is closed with 1007."
+    )
+    max_streams_per_source: int = Field(
+        50, ge=0,
+        description="Media streams one peer address may hold open at once, WebSocket carriers and AudioSocket "
+        "together (above: WebSocket close 1013, AudioHook disconnect, AudioSocket error frame); 0 = no limit. "
+        "Behind a proxy every carrier has the proxy's address: set 0 or size it for all of them.",
+    )
+    max_calls: int = Field(
+        0, ge=0, description="Media streams the server holds open at once, all sources together (refused like "
+        "max_streams_per_source above it); 0 = no limit. WebRTC has its own webrtc_max_calls.",
+    )
+    media_idle_timeout_s: float = Field(
+        30.0, ge=0,
+        description="Seconds a WebSocket media stream may send nothing before its call is ended (idle_timeout, "
+        "close 1008, recording kept); 0 = no limit.",
+    )
+    media_start_timeout_s: float = Field(
+        10.0, gt=0,
+        description="Seconds a WebSocket media stream has from connecting to starting its call (its start / "
+        "connected / open / metadata message); then it is closed with 1008.",
+    )
+    http_keep_alive_timeout_s: int = Field(
+        5, ge=1, description="Seconds an idle keep-alive HTTP connection is kept between requests (uvicorn)."
+    )
+    http_limit_concurrency: int = Field(
+        0, ge=0,
+        description="Most HTTP connections and WebSockets (media streams included) at once; above it uvicorn "
+        "answers 503. 0 = no limit.",
+    )
+    http_graceful_shutdown_s: float = Field(
+        0, ge=0,
+        description="At shutdown, seconds to wait for open requests and streams to finish before they are "
+        "cancelled; 0 = wait for them.",
     )
 
     # Asterisk AudioSocket (raw TCP; Asterisk connects)
@@ -203,6 +247,23 @@ class Settings(BaseSettings):
     prolonged_call_minutes: float = Field(30.0, description="Alert when a call runs longer (0 = off).")
     repeat_calls: int = Field(3, description="Alert when a number calls this often within the window (0 = off).")
     repeat_window_hours: float = Field(24.0, description="Window for repeat_calls.")
+
+    # Retention (docs/operations.md, "Retention and deletion"). 0 = kept forever: evidence is
+    # never deleted unless someone decided how long to keep it.
+    retention_audio_days: int = Field(
+        0, ge=0, description="Days a call's recordings are kept after it ended; 0 = forever."
+    )
+    retention_transcript_days: int = Field(
+        0, ge=0, description="Days a call's transcript (segments) is kept after it ended; 0 = forever."
+    )
+    retention_alert_days: int = Field(
+        0, ge=0, description="Days a call's alerts and supervisor actions are kept after it ended; 0 = forever."
+    )
+    retention_interval_s: float = Field(
+        3600.0, ge=0,
+        description="How often the purge job runs (roles all and gateway); 0 = never in the background "
+        "(POST /v1/retention/purge or `stream-server purge` still do).",
+    )
 
     # Alert webhooks (Slack, Teams, signed JSON); docs/operations.md, "Webhooks"
     webhooks: WebhookTargets = Field(

@@ -120,6 +120,13 @@ class ServerMetrics:
         self._published = Counter(
             f"{PREFIX}_bus_events_published", "Events this node's calls published on the bus.", ["type"], registry=r
         )
+        self._purged = Counter(
+            f"{PREFIX}_retention_purged_items",
+            "Items removed by retention and deletion requests on this node: recordings (files), segments, alerts, "
+            "alert_actions, calls (whole calls, by deletion request).",
+            ["kind"],
+            registry=r,
+        )
         self._state: Callable[[], LiveState] | None = None
         r.register(_LiveCollector(self))
 
@@ -148,6 +155,12 @@ class ServerMetrics:
 
     def event_published(self, event_type: str) -> None:
         self._published.labels(event_type).inc()
+
+    def retention_purged(self, removed: dict[str, int]) -> None:
+        """`removed`: items per kind, as a purge or deletion report counts them."""
+        for kind, items in removed.items():
+            if items:
+                self._purged.labels(kind).inc(items)
 
     # -- state read at scrape time ------------------------------------------------------
 

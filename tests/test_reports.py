@@ -354,7 +354,8 @@ def tone(seconds, dbfs, rate=8000):
     return (amplitude * np.sin(2 * np.pi * 440 * t)).astype("<i2").tobytes()
 
 
-def test_loudness_curve_of_silence_then_a_tone(client, recordings):
+def test_loudness_curve_of_silence_then_a_tone(client, recordings, store):
+    store.create_call("c1", "twilio", ["caller", "agent"], {})
     caller = recordings.open_track("c1", "caller", 8000)
     caller.write(b"\x00\x00" * 8000)  # 1 s silence
     caller.write(tone(1.0, -20.0))
@@ -372,7 +373,8 @@ def test_loudness_curve_of_silence_then_a_tone(client, recordings):
     assert len(body["tracks"]["agent"]) == 2 and all(abs(v + 30.0) < 0.1 for v in body["tracks"]["agent"])
 
 
-def test_loudness_of_a_long_call_is_capped_by_widening_the_step(client, recordings):
+def test_loudness_of_a_long_call_is_capped_by_widening_the_step(client, recordings, store):
+    store.create_call("long", "twilio", ["caller"], {})
     caller = recordings.open_track("long", "caller", 8000)
     minute = tone(60.0, -25.0)
     for _ in range(30):

@@ -1,9 +1,10 @@
 """The Asterisk AudioSocket TCP listener: one connection per call, pumped into a CallSession.
 
 AudioSocket has no credentials, so the peer address is the only gate: `audiosocket_allow`
-(loopback by default). A refused peer gets an error frame and the socket is closed. A peer that
-sends nothing for `audiosocket_idle_timeout_s` after its UUID is closed and its call ended
-(`idle_timeout`). Calls are run with the same session helpers as the WebSocket carriers
+(loopback by default). A refused peer gets an error frame and the socket is closed, as does a
+peer over `max_streams_per_source` / `max_calls` (api/stream_limits.py, counted together with
+the WebSocket carriers). A peer that sends nothing for `audiosocket_idle_timeout_s` after its
+UUID is closed and its call ended (`idle_timeout`). Calls are run with the same session helpers as the WebSocket carriers
 (api/media.py).
 """
 
@@ -19,6 +20,7 @@ from ..media import audiosocket
 from ..media.events import Audio, CallEnded, CallStarted
 from ..pipeline.session import CallSession
 from .media import close_session, open_session
+from .stream_limits import source_of, stream_limits
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +104,15 @@ class AudioSocketServer:
             log.warning("audiosocket: refused connection from %s (not in STREAM_SERVER_AUDIOSOCKET_ALLOW)", peer[0])
             await _send_error(writer, audiosocket.ERROR_NOT_ALLOWED)
             return
+        source = source_of(str(peer[0]))
+        with stream_limits(self.state).slot(source) as refused:  # shared with the WebSocket carriers
+            if refused:
+                log.warning("audiosocket: refused connection from %s: %s", source, refused)
+                await _send_error(writer, audiosocket.ERROR_BUSY)
+                return
+            await self._run_call(reader, writer, peer)
+
+    async def _run_call(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: Any) -> None:
         parser = audiosocket.AudioSocketStream(self.max_bad_frames)
         session: CallSession | None = None
         end = CallEnded("disconnected")

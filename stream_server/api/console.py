@@ -17,6 +17,7 @@ from fastapi.staticfiles import StaticFiles
 
 from .. import __version__
 from ..alerts.alert import SEVERITIES, AbuseCategory
+from .access import api_is_open
 
 router = APIRouter(tags=["console"])
 
@@ -67,7 +68,10 @@ def console_config(request: Request) -> dict:
         "version": __version__,
         "language": settings.ui_language,
         "timezone": settings.timezone,
-        "auth_required": bool(settings.api_token),
+        "auth_required": not api_is_open(request.app.state),
+        "mode": settings.mode,
+        # Dev mode's open endpoints, for the console's warning banner.
+        "open_doors": [door.what for door in getattr(request.app.state, "open_doors", [])],
         "prolonged_call_minutes": settings.prolonged_call_minutes,
         "repeat_calls": settings.repeat_calls,
         "categories": [c.value for c in AbuseCategory],

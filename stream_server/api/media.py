@@ -14,10 +14,12 @@ from typing import Any, Protocol
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
+from ..exposure import UNCONFIGURED, carrier_unconfigured
 from ..media import audiohook, l16_stream, telnyx, twilio, vonage
 from ..media.errors import UNFORESEEN_INPUT_ERRORS, MalformedMessage, UnsupportedStream
 from ..media.events import AdapterOutput, Audio, CallEnded, CallStarted, Reply
 from ..pipeline.session import CallSession
+from .stream_limits import source_of, stream_limits
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["media"])
@@ -78,6 +80,15 @@ async def reject(websocket: WebSocket, carrier: str, credential: str, presented:
     await close_quietly(websocket, POLICY_VIOLATION, reason)
 
 
+async def refused_unconfigured(websocket: WebSocket, carrier: str) -> bool:
+    """Production mode and no credential for this carrier: refuse the stream (1008)."""
+    if not carrier_unconfigured(websocket.app.state.settings, carrier):
+        return False
+    log.warning("%s: refused a stream: no credential configured (production mode)", carrier)
+    await close_quietly(websocket, POLICY_VIOLATION, UNCONFIGURED)
+    return True
+
+
 async def token_accepted(websocket: WebSocket, carrier: str, expected: str,
                          token_matches: Callable[[str, str | None, str | None], bool]) -> bool:
     """The `?token=` / Authorization check of carriers that sign nothing (Vonage, jambonz);
@@ -94,6 +105,8 @@ async def token_accepted(websocket: WebSocket, carrier: str, expected: str,
 async def twilio_media(websocket: WebSocket) -> None:
     settings = websocket.app.state.settings
     await websocket.accept()
+    if await refused_unconfigured(websocket, "twilio"):
+        return
     if settings.twilio_auth_token:
         url = public_websocket_url(websocket, settings.public_url)
         signature = websocket.headers.get("x-twilio-signature")
@@ -113,6 +126,8 @@ async def telnyx_media(websocket: WebSocket) -> None:
     first frame must be a `connected` that carries the token)."""
     settings = websocket.app.state.settings
     await websocket.accept()
+    if await refused_unconfigured(websocket, "telnyx"):
+        return
     adapter = telnyx.TelnyxMediaStream()
     expected = settings.telnyx_stream_token
     if expected:
@@ -136,6 +151,8 @@ async def telnyx_media(websocket: WebSocket) -> None:
 async def vonage_media(websocket: WebSocket) -> None:
     settings = websocket.app.state.settings
     await websocket.accept()
+    if await refused_unconfigured(websocket, "vonage"):
+        return
     if settings.vonage_token and not await token_accepted(websocket, "vonage", settings.vonage_token,
                                                          vonage.token_matches):
         return
@@ -154,7 +171,9 @@ async def audiohook_media(websocket: WebSocket) -> None:
     await websocket.accept()
     headers = websocket.headers
     refusal = organization_id = None
-    if settings.audiohook_api_key:
+    if carrier_unconfigured(settings, "audiohook"):  # refused in-protocol, like a bad key
+        refusal = UNCONFIGURED
+    elif settings.audiohook_api_key:
         url = public_websocket_url(websocket, settings.public_url)
         target = websocket.url.path + (f"?{websocket.url.query}" if websocket.url.query else "")
         request = audiohook.UpgradeRequest(audiohook.http_url(url), target, headers)
@@ -184,6 +203,8 @@ async def l16_stream_media(websocket: WebSocket) -> None:
     `stream_token` set, Bearer, Basic (token as password: jambonz `wsAuth`) or `?token=`."""
     settings = websocket.app.state.settings
     await websocket.accept(subprotocol=l16_stream.offered_subprotocol(websocket.scope.get("subprotocols") or []))
+    if await refused_unconfigured(websocket, "stream"):
+        return
     if settings.stream_token and not await token_accepted(websocket, "stream", settings.stream_token,
                                                          l16_stream.token_matches):
         return
@@ -209,17 +230,84 @@ async def close_session(state: Any, carrier: str, session: CallSession, end: Cal
     log.info("%s: call %s ended (%s)", carrier, session.call_id, end.reason)
 
 
+TRY_AGAIN_LATER = 1013
+
+
 async def run_media_stream(websocket: WebSocket, adapter: MediaAdapter) -> None:
-    """Pump one carrier socket into a CallSession until the call ends or the socket drops."""
+    """Pump one carrier socket into a CallSession until the call ends or the socket drops,
+    holding one of its source's stream slots throughout (api/stream_limits.py)."""
+    source = source_of(websocket.client.host if websocket.client else None)
+    with stream_limits(websocket.app.state).slot(source) as refused:
+        if refused:
+            await refuse_stream(websocket, adapter, source, refused)
+            return
+        await pump_media_stream(websocket, adapter)
+
+
+async def refuse_stream(websocket: WebSocket, adapter: MediaAdapter, source: str, reason: str) -> None:
+    """Over a stream limit: no call. AudioHook is answered in-protocol first, as it is refused a
+    bad key (`disconnect` to the client's first message, here with reason `error`); every carrier
+    then gets close 1013 (Try Again Later) with the reason."""
+    log.warning("%s: refused a stream from %s: %s", adapter.carrier, source, reason)
+    refuse = getattr(adapter, "refuse", None)
+    if refuse is not None:
+        try:
+            message = await asyncio.wait_for(websocket.receive(), AUDIOHOOK_REFUSAL_WAIT_S)
+        except TimeoutError:
+            message = {"type": "websocket.receive", "text": ""}
+        if message["type"] == "websocket.disconnect":
+            return
+        data = message.get("text")
+        for reply in refuse(data if data is not None else message.get("bytes") or b"", reason):
+            if isinstance(reply, Reply):
+                await send_quietly(websocket, reply.data)
+    await close_quietly(websocket, TRY_AGAIN_LATER, reason)
+
+
+async def next_message(websocket: WebSocket, timeout: float | None) -> dict[str, Any] | None:
+    """The socket's next ASGI message, or None when none came within `timeout` seconds (None:
+    wait for ever). A message trickled in byte by byte still has to be whole in that time."""
+    if timeout is not None and timeout <= 0:
+        return None
+    try:
+        return await asyncio.wait_for(websocket.receive(), timeout)
+    except TimeoutError:
+        return None
+
+
+async def pump_media_stream(websocket: WebSocket, adapter: MediaAdapter) -> None:
+    """The carrier socket's messages → its adapter → the call's CallSession. A stream has
+    `media_start_timeout_s` from connecting to start its call and may then go silent for at most
+    `media_idle_timeout_s`: a socket that sends nothing cannot hold a slot and a call for ever."""
     state = websocket.app.state
     settings = state.settings
     session: CallSession | None = None
     bad_messages = 0
     end = CallEnded("disconnected")  # unless the carrier says the call completed
+    loop = asyncio.get_running_loop()
+    start_deadline = loop.time() + settings.media_start_timeout_s
     try:
         while True:
-            message = await websocket.receive()
+            if session is None:
+                message = await next_message(websocket, start_deadline - loop.time())
+            else:
+                message = await next_message(websocket, settings.media_idle_timeout_s or None)
+            if message is None:
+                if session is None:
+                    log.warning("%s: no call started within %.0f s; closing", adapter.carrier,
+                                settings.media_start_timeout_s)
+                    await close_quietly(websocket, POLICY_VIOLATION,
+                                        f"no call started within {settings.media_start_timeout_s:g} s")
+                else:
+                    log.warning("%s: call %s: nothing received for %.0f s; ending it", adapter.carrier,
+                                session.call_id, settings.media_idle_timeout_s)
+                    end = CallEnded("idle_timeout")
+                    await close_quietly(websocket, POLICY_VIOLATION,
+                                        f"idle: nothing received for {settings.media_idle_timeout_s:g} s")
+                break
             if message["type"] == "websocket.disconnect":
+                if message.get("code") == TOO_BIG:  # uvicorn refused a message over ws_max_size itself
+                    end = CallEnded("message_too_big")
                 # Carriers with no goodbye message (Vonage) end a call by closing the socket.
                 on_close = getattr(adapter, "on_close", None)
                 if on_close is not None:

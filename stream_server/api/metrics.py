@@ -1,6 +1,6 @@
 """`GET /metrics`: this node's Prometheus metrics (text exposition format).
 
-Open like `/healthz` while no token is configured. Once `api_token` or `metrics_token` is
+Open like `/healthz` while no token is configured in dev mode (production mode never opens it). Once `api_token` or `metrics_token` is
 set, a scraper must send either as `Authorization: Bearer`: `metrics_token` exists so the
 monitoring system need not hold the token that also reads transcripts.
 """
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, Request, Response, status
 
+from ..media.credentials import secret_matches
 from ..metrics import CONTENT_TYPE, LiveState, ServerMetrics
-from .auth import token_matches
 
 router = APIRouter(tags=["health"])
 
@@ -33,10 +33,10 @@ def scrape_allowed(request: Request) -> bool:
     settings = request.app.state.settings
     tokens = [t for t in (settings.api_token, settings.metrics_token) if t]
     if not tokens:
-        return True
+        return settings.mode == "dev"
     header = request.headers.get("authorization") or ""
     presented = header[7:].strip() if header[:7].lower() == "bearer " else None
-    return presented is not None and any(token_matches(token, presented) for token in tokens)
+    return presented is not None and any(secret_matches(token, presented) for token in tokens)
 
 
 @router.get("/metrics", response_class=Response, responses={200: {"content": {CONTENT_TYPE: {}}}})

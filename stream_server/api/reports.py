@@ -17,10 +17,11 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from ..alerts.alert import AbuseCategory
 from ..store import reports
 from ..store.repository import as_utc
-from .auth import require_api_token
+from .access import Principal, audit, require
 from .schemas import AdSourceReportOut, AgentReportOut, CallerReportOut, DurationReportOut
 
-router = APIRouter(prefix="/v1/reports", tags=["reports"], dependencies=[Depends(require_api_token)])
+router = APIRouter(prefix="/v1/reports", tags=["reports"])
+Reader = Annotated[Principal, Depends(require("reports.read"))]
 
 ReportFormat = Literal["json", "csv"]
 CSV_RESPONSE: dict[int | str, dict[str, Any]] = {
@@ -64,14 +65,15 @@ def _window(since: datetime | None, until: datetime | None) -> dict[str, str | N
 
 
 @router.get("/ad-sources", response_model=AdSourceReportOut, responses=CSV_RESPONSE)
-def ad_sources(request: Request, since: Since = None, until: Until = None, fmt: Format = "json") -> Any:
+def ad_sources(request: Request, reader: Reader, since: Since = None, until: Until = None, fmt: Format = "json") -> Any:
     """Calls, abusive calls, abuse rate and alerts per (ad_source, campaign), worst first."""
     window = _window(since, until)
-    rows = reports.ad_source_report(request.app.state.services.store, since, until)
+    rows = reports.ad_source_report(request.app.state.services.store, since, until, reader.scope)
     if fmt == "csv":
         categories = [c.value for c in AbuseCategory]  # one column each, so the header never varies
         columns = ["ad_source", "campaign", "calls", "abusive_calls", "abuse_rate", "alerts", *categories]
         flat = ({**row, **{c: row["categories"].get(c, 0) for c in categories}} for row in rows)
+        audit(request, reader, "export.report", report="ad-sources")
         return csv_response("ad-sources", columns, flat)
     return {**window, "rows": rows}
 
@@ -79,6 +81,7 @@ def ad_sources(request: Request, since: Since = None, until: Until = None, fmt: 
 @router.get("/callers", response_model=CallerReportOut, responses=CSV_RESPONSE)
 def callers(
     request: Request,
+    reader: Reader,
     since: Since = None,
     until: Until = None,
     min_calls: int = Query(1, ge=1, description="Only numbers that called at least this often."),
@@ -87,30 +90,33 @@ def callers(
 ) -> Any:
     """Calls per caller number, repeat callers first."""
     window = _window(since, until)
-    rows = reports.caller_report(request.app.state.services.store, since, until, min_calls, limit)
+    rows = reports.caller_report(request.app.state.services.store, since, until, min_calls, limit, reader.scope)
     if fmt == "csv":
         columns = ["caller_number", "calls", "abusive_calls", "alerts", "total_duration", "last_call_at"]
+        audit(request, reader, "export.report", report="callers")
         return csv_response("callers", columns, rows)
     return {**window, "rows": rows}
 
 
 @router.get("/durations", response_model=DurationReportOut, responses=CSV_RESPONSE)
-def durations(request: Request, since: Since = None, until: Until = None, fmt: Format = "json") -> Any:
+def durations(request: Request, reader: Reader, since: Since = None, until: Until = None, fmt: Format = "json") -> Any:
     """Calls per duration bucket, and how many ran past the prolonged-call limit."""
     window = _window(since, until)
     minutes = request.app.state.settings.prolonged_call_minutes
-    report = reports.duration_report(request.app.state.services.store, minutes, since, until)
+    report = reports.duration_report(request.app.state.services.store, minutes, since, until, reader.scope)
     if fmt == "csv":
+        audit(request, reader, "export.report", report="durations")
         return csv_response("durations", ["label", "min_s", "max_s", "calls", "abusive_calls"], report["buckets"])
     return {**window, **report}
 
 
 @router.get("/agents", response_model=AgentReportOut, responses=CSV_RESPONSE)
-def agents(request: Request, since: Since = None, until: Until = None, fmt: Format = "json") -> Any:
+def agents(request: Request, reader: Reader, since: Since = None, until: Until = None, fmt: Format = "json") -> Any:
     """Abuse each agent absorbed (calls, abusive calls, time on them, escalations), most first."""
     window = _window(since, until)
-    rows = reports.agent_report(request.app.state.services.store, since, until)
+    rows = reports.agent_report(request.app.state.services.store, since, until, reader.scope)
     if fmt == "csv":
         columns = ["agent", "calls", "abusive_calls", "alerts", "abusive_call_seconds", "escalations"]
+        audit(request, reader, "export.report", report="agents")
         return csv_response("agents", columns, rows)
     return {**window, "rows": rows}

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 
 class AlertOut(BaseModel):
@@ -175,3 +175,102 @@ class AgentReportOut(BaseModel):
 class LoudnessOut(BaseModel):
     step: float  # seconds per point, as used (widened for long calls)
     tracks: dict[str, list[float]]  # track -> dBFS per step from the call's start, floor -90
+
+
+class PrincipalOut(BaseModel):
+    name: str
+    role: str  # supervisor, qa or admin
+    tenant: str | None  # null: every tenant
+    team: str | None  # null: every team of the tenant
+    kind: str  # user (a user's own token), api-token (bootstrap token) or anonymous (dev mode)
+    permissions: list[str]
+
+
+class UserIn(BaseModel):
+    name: str = Field(min_length=1, max_length=128)
+    role: Literal["supervisor", "qa", "admin"]
+    tenant: str | None = Field(None, max_length=128)
+    team: str | None = Field(None, max_length=128)
+
+
+class UserOut(BaseModel):
+    name: str
+    role: str
+    tenant: str | None
+    team: str | None
+    created_at: str | None
+    disabled_at: str | None
+
+
+class TokenIn(BaseModel):
+    label: str = Field("", max_length=128)
+    expires_days: float | None = Field(None, gt=0, le=3650)
+
+
+class TokenOut(BaseModel):
+    id: int
+    user: str
+    label: str
+    prefix: str  # the token's first characters, to tell tokens apart
+    created_at: str | None
+    expires_at: str | None
+    last_used_at: str | None
+    revoked_at: str | None
+
+
+class NewTokenOut(TokenOut):
+    token: str  # shown only in this response; the server keeps its SHA-256
+
+
+class AuditEntryOut(BaseModel):
+    id: int
+    at: str | None
+    actor: str
+    role: str
+    action: str  # recording.play, export.evidence, export.training, export.report, user.add, ...
+    call_id: str | None
+    detail: dict[str, Any]
+    client: str | None  # peer address
+
+
+# -- retention, deletion requests and legal holds (api/retention.py) ------------------------
+
+
+class LegalHoldIn(BaseModel):
+    reason: str = Field(min_length=1, max_length=1000, description="Why (a case number, a complaint).")
+    by: str | None = Field(None, max_length=128, description="Who asks for it; a user token's own name wins.")
+
+
+class LegalHoldOut(BaseModel):
+    call_id: str
+    legal_hold: dict[str, Any] | None  # {"by", "at", "reason"}; null once released
+    released: dict[str, Any] | None = None  # DELETE: the hold that was lifted (null: there was none)
+
+
+class RetentionPolicyOut(BaseModel):
+    audio_days: int  # 0 = kept forever
+    transcript_days: int
+    alert_days: int
+    interval_s: float  # the purge job's period; 0 = no background job
+    keeps_everything: bool  # every period 0: nothing is ever purged
+    last_run: dict[str, Any] | None = None  # the background job's last report on this node
+
+
+class PurgeReportOut(BaseModel):
+    at: str  # the moment the periods were counted back from
+    dry_run: bool
+    calls: dict[str, int]  # calls purged per kind: audio, transcripts, alerts
+    removed: dict[str, int]  # items: recordings (files), segments, alerts, alert_actions
+    held: list[str]  # calls past a period kept by a legal hold
+    failed: list[str]  # "<call id> <kind>: why"; tried again next run
+
+
+class CallerDeletionOut(BaseModel):
+    number: str  # as requested
+    by: str
+    dry_run: bool
+    deleted: list[str]  # call ids removed, rows and recordings
+    held: list[dict[str, Any]]  # {"call_id", "legal_hold"}: kept by a legal hold
+    active: list[str]  # still in progress: kept; ask again once they ended
+    failed: list[str]  # "<call id>: why"
+    removed: dict[str, int]  # items: recordings, segments, alerts, alert_actions

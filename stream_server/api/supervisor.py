@@ -2,7 +2,8 @@
 
 Events: call.started, transcript.partial, transcript.final, alert, alert.action, alert.acknowledged,
 call.ended; each carries `call_id`. On connect the client first gets `hello` with the
-calls already in progress, so a supervisor who joins mid-call is not blind.
+calls already in progress, so a supervisor who joins mid-call is not blind. A user scoped to
+a tenant or team gets only the events of that scope's calls (docs/security.md).
 """
 
 from __future__ import annotations
@@ -12,12 +13,31 @@ from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
-from ..store.repository import CallFilter
-from .auth import websocket_token_ok
+from ..store.repository import CallFilter, Scope
+from .access import authenticate_websocket
 
 router = APIRouter(tags=["supervisor"])
 
-POLICY_VIOLATION = 1008
+
+class ScopeFilter:
+    """Which calls' events a scoped reader may receive: decided once per call from the store
+    (the call row exists before its first event is published) and remembered."""
+
+    def __init__(self, state: Any, scope: Scope) -> None:
+        self._state, self._scope = state, scope
+        self._visible: dict[str, bool] = {}
+
+    async def allows(self, call_id: str | None) -> bool:
+        if self._scope.unrestricted:
+            return True
+        if call_id is None:  # server-wide events (a webhook that gave up) name no call
+            return False
+        if call_id not in self._visible:
+            found = await asyncio.to_thread(self._state.services.store.call_scope, call_id)
+            if found is None:
+                return False  # not stored yet: ask again on its next event
+            self._visible[call_id] = self._scope.allows(*found)
+        return self._visible[call_id]
 
 
 async def calls_in_progress(state: Any, call_id: str | None) -> list[dict[str, Any]]:
@@ -35,18 +55,21 @@ async def calls_in_progress(state: Any, call_id: str | None) -> list[dict[str, A
 
 @router.websocket("/v1/supervisor/ws")
 async def supervisor_feed(websocket: WebSocket, call_id: str | None = None) -> None:
-    """`?call_id=` narrows the feed to one call; `?token=` or a Bearer header authenticates."""
+    """`?call_id=` narrows the feed to one call. Authenticates with a Bearer header, an
+    `{"type": "auth", "token": ...}` first message (what the console sends), or `?token=`."""
     await websocket.accept()
-    if not websocket_token_ok(websocket):
-        await websocket.close(POLICY_VIOLATION, "missing or invalid token")
+    principal = await authenticate_websocket(websocket, "live")
+    if principal is None:
         return
     state = websocket.app.state
+    visible = ScopeFilter(state, principal.scope)
     with state.services.bus.subscribe() as subscription:
-        await websocket.send_json({"type": "hello", "active_calls": await calls_in_progress(state, call_id)})
+        active = [c for c in await calls_in_progress(state, call_id) if await visible.allows(c["call_id"])]
+        await websocket.send_json({"type": "hello", "active_calls": active, "you": principal.describe()})
 
         async def forward() -> None:
             async for event in subscription:
-                if call_id is None or event.get("call_id") == call_id:
+                if (call_id is None or event.get("call_id") == call_id) and await visible.allows(event.get("call_id")):
                     await websocket.send_json(event)
 
         async def drain() -> None:  # the client may send pings; a disconnect ends the feed

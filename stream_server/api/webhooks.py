@@ -10,12 +10,12 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from .auth import require_api_token
+from .access import require
 
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
 
 
-@router.get("", dependencies=[Depends(require_api_token)])
+@router.get("", dependencies=[Depends(require("live"))])
 def webhook_deliveries(request: Request, limit: int = Query(100, ge=1, le=1000)) -> dict[str, Any]:
     """`{"targets": [...], "deliveries": [...newest first], "failed": n, "delivered": n, "dropped": n}`;
     `failed` counts every delivery that gave up since start, `dropped` those a full queue refused."""

@@ -233,6 +233,12 @@ class AudioHookSession:
             self._align_to(parse_duration(msg["position"]))
         return handler(parameters)
 
+    def refuse(self, message: str | bytes, info: str) -> list[AdapterOutput]:
+        """The server cannot take a session now (a stream limit): answer the client's first
+        message with `disconnect` {reason: error}, in its own session id and sequence."""
+        self._adopt_envelope(message)
+        return self._disconnect("error", info, "refused")
+
     def _adopt_envelope(self, message: str | bytes) -> None:
         """Best effort: answer a refused client in its own session id and sequence."""
         try:

@@ -41,6 +41,7 @@ MAX_PAYLOAD_BYTES = 16384
 # Error codes this server sends before closing (application-specific range, see the docs).
 ERROR_NOT_ALLOWED = 0x10
 ERROR_PROTOCOL = 0x11
+ERROR_BUSY = 0x12  # over a stream limit: try again later
 
 
 class ProtocolError(ValueError):

@@ -32,7 +32,7 @@ from aiortc.sdp import SessionDescription
 
 from .codecs import PIPELINE_RATE
 from .events import TRACKS, Audio, Track
-from .metadata import metadata_from_parameters
+from .metadata import clean_text, metadata_from_parameters
 
 log = logging.getLogger(__name__)
 logging.getLogger("aioice").setLevel(logging.WARNING)  # it logs every ICE check at INFO
@@ -62,8 +62,8 @@ def parse_offer(body: bytes) -> Offer:
     """`{"sdp", "type": "offer", "track"?, "metadata"?, "call_id"?}` → Offer, or OfferError."""
     try:
         msg = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
-        raise OfferError(f"body is not valid JSON: {exc}") from None
+    except (ValueError, RecursionError) as exc:  # ValueError: bad JSON or UTF-8, a JSON int over 4300 digits
+        raise OfferError(f"body is not valid JSON: {exc}"[:200]) from None
     if not isinstance(msg, dict):
         raise OfferError("body is not a JSON object")
     if msg.get("type") != "offer":
@@ -78,7 +78,8 @@ def parse_offer(body: bytes) -> Offer:
     if not isinstance(metadata, dict):
         raise OfferError('"metadata" must be an object of strings')
     call_id = msg.get("call_id")
-    carrier_call_id = str(call_id)[:MAX_CALL_ID_CHARS] if call_id else "webrtc-" + uuid.uuid4().hex
+    carrier_call_id = clean_text(call_id, MAX_CALL_ID_CHARS) if call_id else ""
+    carrier_call_id = carrier_call_id or "webrtc-" + uuid.uuid4().hex
     check_sdp(sdp)
     return Offer(sdp, track, metadata_from_parameters(metadata), carrier_call_id)
 

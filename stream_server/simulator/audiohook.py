@@ -27,6 +27,7 @@ from .call import (
     SimulatedCall,
     SimulationResult,
     frames_to_send,
+    injected,
     paced,
 )
 
@@ -189,6 +190,8 @@ async def stream_call(
         async for m in paced(messages, speed, FRAME_S * FRAMES_PER_MESSAGE):
             first = m * FRAMES_PER_MESSAGE
             count = min(FRAMES_PER_MESSAGE, frames - first)
+            for message in injected(call, first, count):
+                await ws.send(message)
             await ws.send(interleave(call, first, count, media["channels"]))
             session.position_s = (first + count) * FRAME_S
             if m == messages // 2:

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 from ..media.audiosocket import KIND_SLIN, KIND_UUID, frame
 from ..media.codecs import ulaw_to_pcm16
-from .call import FRAME_S, SimulatedCall, SimulationResult, frames_to_send, paced
+from .call import FRAME_S, SimulatedCall, SimulationResult, frames_to_send, injected, paced
 
 FRAME_BYTES = 320  # 20 ms of 8 kHz 16-bit mono
 
@@ -54,6 +54,8 @@ async def stream_call(
         writer.write(frame(KIND_UUID, uuid.UUID(call_id).bytes))
         started_wall = time.time()
         async for i in paced(frames, speed):
+            for junk in injected(call, i):
+                writer.write(junk if isinstance(junk, bytes) else junk.encode())
             writer.write(frame(KIND_SLIN, audio[i * FRAME_BYTES : (i + 1) * FRAME_BYTES].ljust(FRAME_BYTES, b"\x00")))
             await writer.drain()
         if drop_after is not None:

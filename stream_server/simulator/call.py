@@ -21,6 +21,10 @@ class SimulatedCall:
     parameters: dict[str, str] = field(default_factory=dict)
     call_sid: str = field(default_factory=lambda: "CA" + uuid.uuid4().hex)
     stream_sid: str = field(default_factory=lambda: "MZ" + uuid.uuid4().hex)
+    # Hostile input (benchmarks/soak.py): frame index → raw messages sent just before that frame,
+    # as they are (text or binary; AudioSocket writes bytes to the stream). Empty for a
+    # well-behaved carrier.
+    injections: dict[int, list[str | bytes]] = field(default_factory=dict)
 
     @property
     def duration_frames(self) -> int:
@@ -44,6 +48,13 @@ class SimulationResult:
     completed: bool  # False when the socket was dropped on purpose (drop_after)
     close_code: int | None
 
+
+
+def injected(call: SimulatedCall, first: int, count: int = 1) -> list[str | bytes]:
+    """The injected messages due before frames `first` … `first + count - 1`, in frame order."""
+    if not call.injections:
+        return []
+    return [m for i in range(first, first + count) for m in call.injections.get(i, ())]
 
 
 def frames_to_send(call: SimulatedCall, drop_after: float | None) -> int:
@@ -78,6 +89,8 @@ async def send_media_events(
     sequence = 1
     started_wall = time.time()
     async for i in paced(frames, speed):
+        for message in injected(call, i):
+            await ws.send(message)
         for track, role in tracks:
             sequence += 1
             await ws.send(json.dumps(media_message(call, sequence, track, i + 1, call.frame(role, i))))
@@ -100,6 +113,8 @@ async def send_pcm_frames(
     carriers' only goodbye; with `drop_after`, the line is cut instead (no closing handshake)."""
     started_wall = time.time()
     async for i in paced(frames, speed):
+        for message in injected(call, i):
+            await ws.send(message)
         await ws.send(audio[i * frame_bytes : (i + 1) * frame_bytes].ljust(frame_bytes, b"\x00"))
     if drop_after is not None:
         ws.transport.abort()  # a dropped line: no closing handshake

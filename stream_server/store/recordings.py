@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import re
+import shutil
 import wave
 from pathlib import Path
 
@@ -61,6 +62,21 @@ class RecordingStore:
             return []
         order = {"caller": 0, "agent": 1}
         return sorted((p.stem for p in folder.glob("*.wav")), key=lambda t: (order.get(t, 9), t))
+
+    def delete(self, call_id: str) -> list[str]:
+        """Remove a call's recordings (its whole folder) for retention or a deletion request;
+        the names of the files removed, [] for a call without recordings."""
+        if not _SAFE_ID.match(call_id):
+            raise ValueError("invalid call id")
+        folder = self.root / call_id
+        if not folder.is_dir():
+            return []
+        names = sorted(p.name for p in folder.iterdir())
+        try:
+            shutil.rmtree(folder)
+        except FileNotFoundError:
+            pass  # another node sharing the data directory is removing it at the same moment
+        return names
 
     def read_track(self, call_id: str, track: str) -> tuple[np.ndarray, int]:
         with wave.open(str(self.path(call_id, track)), "rb") as wav:

@@ -18,8 +18,10 @@ from typing import Any
 from sqlalchemy import ColumnElement, Subquery, and_, case, func, select
 
 from ..alerts.alert import AbuseCategory
-from .repository import CallFilter, CallStore, call_conditions, iso
+from .repository import CallFilter, CallStore, Scope, call_conditions, iso
 from .schema import AlertRow, CallRow
+
+UNSCOPED = Scope()  # an admin's (or dev mode's) view: every tenant
 
 CALL_LEVEL_CATEGORIES = (AbuseCategory.PROLONGED_CALL.value, AbuseCategory.REPEAT_CALLER.value)
 ABUSE_CATEGORIES = tuple(c.value for c in AbuseCategory if c.value not in CALL_LEVEL_CATEGORIES)
@@ -46,7 +48,7 @@ def abusive_alert() -> ColumnElement[bool]:
     return and_(counted_alert(), AlertRow.category.in_(ABUSE_CATEGORIES))
 
 
-def _per_call_alerts(since: datetime | None, until: datetime | None) -> Subquery:
+def _per_call_alerts(since: datetime | None, until: datetime | None, scope: Scope) -> Subquery:
     """One row per call in the window that has alerts: counted alerts, abusive (1/0) and
     escalated alerts. Windowed here too, so a report never aggregates the whole alert table."""
     return (
@@ -57,15 +59,15 @@ def _per_call_alerts(since: datetime | None, until: datetime | None) -> Subquery
             func.sum(case((AlertRow.status == "escalated", 1), else_=0)).label("escalations"),
         )
         .join(CallRow, CallRow.id == AlertRow.call_id)
-        .where(*_window(since, until))
+        .where(*_window(since, until, scope))
         .group_by(AlertRow.call_id)
         .subquery("per_call")
     )
 
 
-def _window(since: datetime | None, until: datetime | None) -> list[ColumnElement[bool]]:
-    """Calls started in [since, until): the call search's own window conditions."""
-    return call_conditions(CallFilter(since=since, until=until))
+def _window(since: datetime | None, until: datetime | None, scope: Scope) -> list[ColumnElement[bool]]:
+    """Calls started in [since, until) that the reader may see: the call search's own conditions."""
+    return call_conditions(CallFilter(since=since, until=until, scope=scope))
 
 
 def _int(value: Any) -> int:
@@ -73,10 +75,12 @@ def _int(value: Any) -> int:
     return int(value or 0)
 
 
-def ad_source_report(store: CallStore, since: datetime | None = None, until: datetime | None = None) -> list[dict]:
+def ad_source_report(
+    store: CallStore, since: datetime | None = None, until: datetime | None = None, scope: Scope = UNSCOPED
+) -> list[dict]:
     """Per (ad_source, campaign): calls, abusive_calls, abuse_rate, alerts and alerts per
     category; the worst sources first (abuse_rate, then abusive_calls, then calls)."""
-    per_call = _per_call_alerts(since, until)
+    per_call = _per_call_alerts(since, until, scope)
     totals = (
         select(
             CallRow.ad_source,
@@ -86,13 +90,13 @@ def ad_source_report(store: CallStore, since: datetime | None = None, until: dat
             func.sum(func.coalesce(per_call.c.alerts, 0)),
         )
         .outerjoin(per_call, per_call.c.call_id == CallRow.id)
-        .where(*_window(since, until))
+        .where(*_window(since, until, scope))
         .group_by(CallRow.ad_source, CallRow.campaign)
     )
     by_category = (
         select(CallRow.ad_source, CallRow.campaign, AlertRow.category, func.count(AlertRow.id))
         .join(AlertRow, AlertRow.call_id == CallRow.id)
-        .where(*_window(since, until), counted_alert())
+        .where(*_window(since, until, scope), counted_alert())
         .group_by(CallRow.ad_source, CallRow.campaign, AlertRow.category)
     )
     with store.session() as session:
@@ -122,10 +126,11 @@ def caller_report(
     until: datetime | None = None,
     min_calls: int = 1,
     limit: int = 100,
+    scope: Scope = UNSCOPED,
 ) -> list[dict]:
     """Per caller number (calls without one are left out): calls, abusive_calls, alerts,
     total_duration (s) and last_call_at; the most frequent callers first, then the latest."""
-    per_call = _per_call_alerts(since, until)
+    per_call = _per_call_alerts(since, until, scope)
     calls = func.count(CallRow.id).label("calls")
     last_call_at = func.max(CallRow.started_at).label("last_call_at")
     query = (
@@ -138,7 +143,7 @@ def caller_report(
             last_call_at,
         )
         .outerjoin(per_call, per_call.c.call_id == CallRow.id)
-        .where(CallRow.caller_number.is_not(None), *_window(since, until))
+        .where(CallRow.caller_number.is_not(None), *_window(since, until, scope))
         .group_by(CallRow.caller_number)
         .having(func.count(CallRow.id) >= min_calls)
         .order_by(calls.desc(), last_call_at.desc(), CallRow.caller_number)
@@ -159,12 +164,16 @@ def caller_report(
 
 
 def duration_report(
-    store: CallStore, prolonged_call_minutes: float, since: datetime | None = None, until: datetime | None = None
+    store: CallStore,
+    prolonged_call_minutes: float,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    scope: Scope = UNSCOPED,
 ) -> dict[str, Any]:
     """Calls (with a duration: ended or interrupted) per DURATION_BUCKETS bucket, with how many
     were abusive; and how many ran longer than the prolonged-call rule's limit (0 while the rule
     is off)."""
-    per_call = _per_call_alerts(since, until)
+    per_call = _per_call_alerts(since, until, scope)
     bucket = case(
         *[(CallRow.duration < max_s, index) for index, (_, _, max_s) in enumerate(DURATION_BUCKETS) if max_s],
         else_=len(DURATION_BUCKETS) - 1,
@@ -175,12 +184,14 @@ def duration_report(
         select(bucket.label("bucket"), func.coalesce(per_call.c.abusive, 0).label("abusive"))
         .select_from(CallRow)
         .outerjoin(per_call, per_call.c.call_id == CallRow.id)
-        .where(CallRow.duration.is_not(None), *_window(since, until))
+        .where(CallRow.duration.is_not(None), *_window(since, until, scope))
         .subquery("bucketed")
     )
     counts = select(bucketed.c.bucket, func.count(), func.sum(bucketed.c.abusive)).group_by(bucketed.c.bucket)
     limit_s = prolonged_call_minutes * 60.0
-    prolonged = select(func.count()).select_from(CallRow).where(CallRow.duration > limit_s, *_window(since, until))
+    prolonged = (
+        select(func.count()).select_from(CallRow).where(CallRow.duration > limit_s, *_window(since, until, scope))
+    )
     with store.session() as session:
         found = {index: (_int(calls), _int(abusive)) for index, calls, abusive in session.execute(counts)}
         prolonged_calls = _int(session.scalar(prolonged)) if prolonged_call_minutes > 0 else 0
@@ -195,11 +206,13 @@ def duration_report(
     }
 
 
-def agent_report(store: CallStore, since: datetime | None = None, until: datetime | None = None) -> list[dict]:
+def agent_report(
+    store: CallStore, since: datetime | None = None, until: datetime | None = None, scope: Scope = UNSCOPED
+) -> list[dict]:
     """Per agent (calls without one grouped under None): calls, abusive_calls, alerts,
     abusive_call_seconds (time spent on abusive calls) and escalations (alerts whose status is
     escalated); who absorbed the most abuse first."""
-    per_call = _per_call_alerts(since, until)
+    per_call = _per_call_alerts(since, until, scope)
     abusive = func.coalesce(per_call.c.abusive, 0)
     query = (
         select(
@@ -211,7 +224,7 @@ def agent_report(store: CallStore, since: datetime | None = None, until: datetim
             func.sum(func.coalesce(per_call.c.escalations, 0)),
         )
         .outerjoin(per_call, per_call.c.call_id == CallRow.id)
-        .where(*_window(since, until))
+        .where(*_window(since, until, scope))
         .group_by(CallRow.agent)
     )
     with store.session() as session:

@@ -3,7 +3,7 @@ loop run these in a thread (see CallStore in app wiring), readers in FastAPI's p
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -80,6 +80,30 @@ CALL_SORT_COLUMNS: dict[str, Any] = {
 
 
 @dataclass(frozen=True)
+class Scope:
+    """The calls one reader may see: one tenant (None = every tenant), one team within it."""
+
+    tenant: str | None = None
+    team: str | None = None
+
+    @property
+    def unrestricted(self) -> bool:
+        return self.tenant is None and self.team is None
+
+    def conditions(self) -> list[ColumnElement[bool]]:
+        """WHERE clauses on CallRow; a scoped reader never sees a call without that tenant/team."""
+        conditions = []
+        if self.tenant is not None:
+            conditions.append(CallRow.tenant == self.tenant)
+        if self.team is not None:
+            conditions.append(CallRow.team == self.team)
+        return conditions
+
+    def allows(self, tenant: str | None, team: str | None) -> bool:
+        return (self.tenant is None or self.tenant == tenant) and (self.team is None or self.team == team)
+
+
+@dataclass(frozen=True)
 class CallFilter:
     since: datetime | None = None
     until: datetime | None = None
@@ -98,9 +122,8 @@ class CallFilter:
     tracking_number: str | None = None
     sort: str = "started_at"  # a key of CALL_SORT_COLUMNS
     order: str = "desc"  # asc or desc
-    # Access scope of the reader (api/access.py): None = any; never taken from a query string.
-    scope_tenant: str | None = None
-    scope_team: str | None = None
+    # Whose calls the reader may see (api/access.py); never taken from a query string.
+    scope: Scope = field(default_factory=lambda: Scope())
 
 
 def _call_has_alert(*where: ColumnElement[bool]) -> Exists:
@@ -115,10 +138,7 @@ def call_conditions(flt: CallFilter) -> list[ColumnElement[bool]]:
         (CallRow.status, flt.status), (CallRow.agent, flt.agent), (CallRow.tracking_number, flt.tracking_number),
     ]
     conditions = [column == value for column, value in exact if value]
-    if flt.scope_tenant is not None:
-        conditions.append(CallRow.tenant == flt.scope_tenant)
-    if flt.scope_team is not None:
-        conditions.append(CallRow.team == flt.scope_team)
+    conditions += flt.scope.conditions()
     if flt.since:
         conditions.append(CallRow.started_at >= as_utc(flt.since))
     if flt.until:
@@ -326,6 +346,16 @@ class CallStore:
         with self.session() as session:
             return int(session.scalar(query) or 0)
 
+    def call_scope(self, call_id: str) -> tuple[str | None, str | None] | None:
+        """(tenant, team) of a call, None for an unknown call: what an access check needs."""
+        with self.session() as session:
+            row = session.execute(select(CallRow.tenant, CallRow.team).where(CallRow.id == call_id)).first()
+        return None if row is None else (row.tenant, row.team)
+
+    def alert_call_id(self, alert_id: str) -> str | None:
+        with self.session() as session:
+            return session.scalar(select(AlertRow.call_id).where(AlertRow.id == alert_id))
+
     def get_call(self, call_id: str) -> dict[str, Any] | None:
         query = (
             select(CallRow)
@@ -350,8 +380,11 @@ class CallStore:
         limit: int = 100,
         offset: int = 0,
         status: str | None = None,
+        scope: Scope | None = None,
     ) -> list[dict[str, Any]]:
         query = select(AlertRow).order_by(AlertRow.created_at.desc())
+        if scope is not None and not scope.unrestricted:
+            query = query.join(CallRow, AlertRow.call_id == CallRow.id).where(*scope.conditions())
         if status:
             query = query.where(AlertRow.status == status)
         if call_id:

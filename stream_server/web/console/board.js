@@ -4,7 +4,7 @@
 
 import {
   adSource, alertActions, alertStatusText, apiJson, callerNumber, campaign, categoryLabel, clear, config,
-  formatClock, formatSeconds, h, severityBadge, startPage, supervisorSocketUrl, t, topScore,
+  formatClock, formatSeconds, h, openSupervisorSocket, severityBadge, startPage, t, topScore,
 } from "./common.js";
 
 const calls = new Map(); // call_id -> {id, metadata, startedMs, risk, flags:Set}
@@ -249,7 +249,7 @@ function showBanner(text) {
 
 function connect(delay = 500) {
   const status = document.getElementById("feed-status");
-  const socket = new WebSocket(supervisorSocketUrl());
+  const socket = openSupervisorSocket();
   socket.addEventListener("open", () => {
     delay = 500;
     status.textContent = t("board.connected");

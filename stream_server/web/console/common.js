@@ -58,8 +58,23 @@ export function token() {
   return localStorage.getItem(TOKEN_KEY) || "";
 }
 
+/** Who the server says we are (GET /v1/me): a user's own token names its user. */
+export let me = null;
+
 export function supervisorName() {
+  if (me && me.kind === "user") return me.name;
   return localStorage.getItem(NAME_KEY) || "";
+}
+
+async function whoAmI() {
+  const response = await fetch("/v1/me", { headers: token() ? { Authorization: `Bearer ${token()}` } : {} });
+  me = response.ok ? await response.json() : null;
+  return response.status;
+}
+
+/** A self-declared name is needed only with the shared bootstrap token or in dev mode. */
+function needsName() {
+  return !(me && me.kind === "user") && !localStorage.getItem(NAME_KEY);
 }
 
 export class Unauthorized extends Error {}
@@ -101,12 +116,20 @@ export async function download(path, fallbackName) {
   setTimeout(() => URL.revokeObjectURL(url), 60_000);
 }
 
-export function supervisorSocketUrl(query = "") {
+function supervisorSocketUrl(query = "") {
   const scheme = location.protocol === "https:" ? "wss" : "ws";
-  const params = new URLSearchParams(query);
-  if (token()) params.set("token", token()); // browsers cannot set headers on a WebSocket
-  const qs = params.toString();
+  const qs = new URLSearchParams(query).toString(); // no token here: URLs end up in logs
   return `${scheme}://${location.host}/v1/supervisor/ws${qs ? "?" + qs : ""}`;
+}
+
+/** Open the supervisor feed; browsers cannot set headers on a WebSocket, so the token is the
+ * first message rather than part of the URL. */
+export function openSupervisorSocket(query = "") {
+  const socket = new WebSocket(supervisorSocketUrl(query));
+  socket.addEventListener("open", () => {
+    if (token()) socket.send(JSON.stringify({ type: "auth", token: token() }));
+  });
+  return socket;
 }
 
 let signInResolve = null;
@@ -124,7 +147,7 @@ function renderSignIn() {
     h("form", { method: "dialog", id: "signin-form" },
       h("h2", { "data-i18n": "signin.title" }),
       h("label", {}, h("span", { "data-i18n": "signin.token" }), h("input", { id: "signin-token", type: "password", autocomplete: "off" })),
-      h("label", {}, h("span", { "data-i18n": "signin.name" }), h("input", { id: "signin-name", required: true, maxlength: 128 })),
+      h("label", {}, h("span", { "data-i18n": "signin.name" }), h("input", { id: "signin-name", maxlength: 128 })),
       h("p", { id: "signin-error", class: "error" }),
       h("button", { type: "submit", id: "signin-submit", "data-i18n": "signin.submit" })));
   document.body.append(dialog);
@@ -134,9 +157,12 @@ function renderSignIn() {
     const presented = document.getElementById("signin-token").value.trim();
     localStorage.setItem(NAME_KEY, document.getElementById("signin-name").value.trim());
     if (presented || !config.auth_required) localStorage.setItem(TOKEN_KEY, presented);
-    const probe = await fetch("/v1/alerts?limit=1", { headers: token() ? { Authorization: `Bearer ${token()}` } : {} });
-    if (probe.status === 401) {
+    if ((await whoAmI()) === 401) {
       document.getElementById("signin-error").textContent = t("signin.failed");
+      return;
+    }
+    if (needsName()) {
+      document.getElementById("signin-error").textContent = t("signin.need_name");
       return;
     }
     dialog.close();
@@ -163,6 +189,10 @@ function renderHeader(active) {
     h("button", { id: "lang-switch", type: "button", "data-i18n": "lang.switch", on: { click: switchLanguage } }),
     h("button", { id: "signout", type: "button", "data-i18n": "signout", on: { click: signOut } }));
   document.body.prepend(header);
+  if (config.mode === "dev" && (config.open_doors || []).length) {
+    header.after(h("div", { id: "dev-mode", class: "dev-mode", role: "alert" },
+      h("strong", { "data-i18n": "dev.banner" }), " ", config.open_doors.join(", ")));
+  }
 }
 
 let onLanguageChange = () => {};
@@ -185,9 +215,9 @@ export async function startPage(active, { rerender } = {}) {
   renderHeader(active);
   renderSignIn();
   applyI18n();
-  const probe = await fetch("/v1/alerts?limit=1", { headers: token() ? { Authorization: `Bearer ${token()}` } : {} });
-  if (probe.status === 401 || !supervisorName()) await showSignIn(probe.status === 401 && token() ? t("signin.failed") : "");
-  document.getElementById("who").textContent = supervisorName();
+  const status = await whoAmI();
+  if (status === 401 || needsName()) await showSignIn(status === 401 && token() ? t("signin.failed") : "");
+  document.getElementById("who").textContent = me && me.kind === "user" ? `${me.name} (${me.role})` : supervisorName();
 }
 
 // -- formatting -------------------------------------------------------------------

@@ -5,7 +5,8 @@ export const STRINGS = {
   ja: {
     "app.title": "通話モニター", "nav.board": "ライブボード", "nav.calls": "通話検索", "nav.reports": "レポート",
     "lang.switch": "English", "signin.title": "サインイン", "signin.token": "API トークン", "signin.name": "あなたの名前",
-    "signin.submit": "開始", "signin.failed": "トークンが正しくありません", "signout": "サインアウト",
+    "signin.submit": "開始", "signin.failed": "トークンが正しくありません", "signin.need_name": "名前を入力してください",
+    "dev.banner": "開発モード:認証なしで開いています:", "signout": "サインアウト",
     "board.live_calls": "通話中", "board.alerts": "アラート", "board.no_calls": "通話中の通話はありません",
     "board.no_alerts": "未対応のアラートはありません", "board.connected": "接続中", "board.disconnected": "再接続しています…",
     "board.sound_on": "通知音オン", "board.sound_off": "通知音オフ", "board.transcript": "ライブ文字起こし",
@@ -47,7 +48,8 @@ export const STRINGS = {
   en: {
     "app.title": "Call monitor", "nav.board": "Live board", "nav.calls": "Search calls", "nav.reports": "Reports",
     "lang.switch": "日本語", "signin.title": "Sign in", "signin.token": "API token", "signin.name": "Your name",
-    "signin.submit": "Start", "signin.failed": "That token was not accepted", "signout": "Sign out",
+    "signin.submit": "Start", "signin.failed": "That token was not accepted", "signin.need_name": "Please enter your name",
+    "dev.banner": "DEV MODE: open without authentication:", "signout": "Sign out",
     "board.live_calls": "Calls in progress", "board.alerts": "Alerts", "board.no_calls": "No calls in progress",
     "board.no_alerts": "No open alerts", "board.connected": "Live", "board.disconnected": "Reconnecting…",
     "board.sound_on": "Sound on", "board.sound_off": "Sound off", "board.transcript": "Live transcript",

@@ -14,7 +14,9 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
 
 from . import __version__, exposure
 from .alerts.policy import AlertPolicyOptions
@@ -35,10 +37,14 @@ from .config import Settings
 from .media.events import CallEnded
 from .media.vad import VadOptions
 from .metrics import ServerMetrics
+from .pipeline.durability import StorageRetry, announce_storage_changes
 from .pipeline.session import CallServices, SessionOptions
 from .store.access import AccessStore
 from .store.recordings import RecordingStore
+from .store.recovery import recover_calls
 from .store.repository import CallStore
+from .store.storage_health import StorageHealth
+from .store.writer import StoreWriter
 
 log = logging.getLogger("stream_server")
 
@@ -136,14 +142,16 @@ async def build_services(settings: Settings, metrics: ServerMetrics | None = Non
             await asr.start()
         if asr is not None:
             undo.push_async_callback(asr.stop)
+        health = StorageHealth()
+        announce_storage_changes(health, bus)
         services = CallServices(
             store=store,
-            recordings=RecordingStore(settings.data_dir / "recordings"),
+            recordings=RecordingStore(settings.data_dir / "recordings", health, settings.recording_hold_s),
             bus=bus,
             asr=asr,
             scorer=classifier,
             voice=detector,
-            db_executor=ThreadPoolExecutor(max_workers=1, thread_name_prefix="db"),
+            writer=StoreWriter(ThreadPoolExecutor(max_workers=1, thread_name_prefix="db"), health),
             options=session_options(settings, classifier, detector),
             metrics=metrics or ServerMetrics(),
         )
@@ -173,7 +181,7 @@ async def close_services(services: CallServices) -> None:
     keep the others running."""
     async with AsyncExitStack() as stack:  # runs bottom-up: bus, ASR, db thread, store
         stack.callback(services.store.close)
-        stack.callback(services.db_executor.shutdown, wait=True)
+        stack.callback(services.writer.executor.shutdown, wait=True)
         if services.asr is not None:
             stack.push_async_callback(services.asr.stop)
         stack.push_async_callback(services.bus.stop)
@@ -187,6 +195,17 @@ async def end_calls(state: Any) -> None:
         await session.end(CallEnded("server_shutdown"))
 
 
+def recover_interrupted_calls(services: CallServices) -> None:
+    """Start-up: this node's calls that a dead process left active are marked interrupted, their
+    WAV headers repaired to the audio in the files, their durations set and recordings sealed."""
+    interrupted = services.store.mark_unfinished_calls_interrupted()
+    if interrupted:
+        log.warning("marked %d calls left active by a previous run as interrupted", len(interrupted))
+        for call in recover_calls(services.store, services.recordings, interrupted):
+            log.warning("recovered call %s: %.1f s of recording in %d files", call.call_id, call.duration,
+                        len(call.files))
+
+
 def audiosocket_server(state: Any, settings: Settings) -> AudioSocketServer:
     return AudioSocketServer(state, settings.audiosocket_host, settings.audiosocket_port, settings.audiosocket_allow,
                              settings.max_bad_messages, settings.audiosocket_idle_timeout_s)
@@ -196,6 +215,13 @@ def alert_notifier(bus: EventBus, settings: Settings) -> AlertNotifier:
     """Webhook notifications for STREAM_SERVER_WEBHOOKS (started only in roles all and gateway)."""
     policy = RetryPolicy(attempts=settings.webhook_attempts, first_delay_s=settings.webhook_backoff_s)
     return AlertNotifier(bus, settings.webhooks, policy, settings.webhook_timeout_s, settings.console_url)
+
+
+async def storage_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    """The database refused a request's read or write (down, full, locked too long): 503, not a 500."""
+    log.error("%s %s: database unavailable: %s", request.method, request.url.path, str(exc).splitlines()[0][:200])
+    return JSONResponse({"detail": "storage unavailable, try again later"}, status_code=503,
+                        headers={"Retry-After": "5"})
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -224,6 +250,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 app.state.retention_job = await retention.start_job(services, settings, app.state.metrics)
                 if app.state.retention_job is not None:
                     running.push_async_callback(app.state.retention_job.stop)
+            # Stopped after end_calls: the calls' last rows and audio get one more try.
+            storage_retry = StorageRetry(services)
+            await storage_retry.start()
+            running.push_async_callback(storage_retry.stop)
             running.push_async_callback(end_calls, app.state)
             if settings.role == "asr":  # take speech from every ingest node's queue
                 worker = AsrWorker(services.asr, settings.bus, settings.bus_prefix, settings.asr_claim_idle_s)
@@ -231,9 +261,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 running.push_async_callback(worker.stop)
                 app.state.asr_worker = worker
             if settings.role in ("all", "ingest"):
-                interrupted = services.store.mark_unfinished_calls_interrupted()
-                if interrupted:
-                    log.warning("marked %d calls left active by a previous run as interrupted", interrupted)
+                await asyncio.to_thread(recover_interrupted_calls, services)
             log.info("stream_server %s ready: role %s, model %s, database %s", __version__, settings.role,
                      settings.asr_model, settings.resolved_database_url.split("@")[-1])
             if settings.audiosocket_port and settings.role in ("all", "ingest"):
@@ -253,6 +281,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.active_calls = {}
     app.state.metrics = ServerMetrics()  # this app's own registry, scraped at GET /metrics
     metrics_endpoint.watch_app(app.state.metrics, app.state)
+    app.add_exception_handler(OperationalError, storage_unavailable)
     for module in ROUTERS[settings.role]:
         app.include_router(module.router)
     if settings.role in ("all", "gateway"):  # the console reads the API and feed of this node

@@ -25,6 +25,11 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="Interface to listen on.")
     port: int = Field(8080, description="HTTP/WebSocket port.")
     data_dir: Path = Field(Path("data"), description="Recordings and the default SQLite database live here.")
+    recording_hold_s: float = Field(
+        300.0, gt=0,
+        description="While the disk refuses writes (full), seconds of audio per track held in memory and written "
+        "when space returns; beyond that the oldest is dropped and written as silence, keeping the timeline.",
+    )
     database_url: str | None = Field(
         None, description="SQLAlchemy URL; default sqlite:///<data_dir>/stream_server.db. PostgreSQL: postgresql+psycopg://..."
     )

@@ -35,6 +35,15 @@ def mask(text: str) -> str:
     return _PHONE.sub(_mask_phone, text)
 
 
+def _masked(arg: object) -> object:
+    """A log argument with its secrets masked; numbers, and objects with nothing to mask, as they are."""
+    if isinstance(arg, int | float) or arg is None:
+        return arg
+    text = str(arg)
+    masked = mask(text)
+    return masked if masked != text or isinstance(arg, str) else arg
+
+
 def install() -> None:
     """Mask every log record created from now on, whichever logger and handler it goes to."""
     previous = logging.getLogRecordFactory()
@@ -43,11 +52,14 @@ def install() -> None:
 
     def factory(*args, **kwargs) -> logging.LogRecord:
         record = previous(*args, **kwargs)
-        try:
-            message = record.getMessage()
-        except (TypeError, ValueError):  # a bad format string: leave it for logging to report
-            return record
-        record.msg, record.args = mask(message), None
+        # Message and arguments are masked one by one, not merged into one string: formatters
+        # such as uvicorn's access log read record.args themselves.
+        if isinstance(record.msg, str):
+            record.msg = mask(record.msg)
+        if isinstance(record.args, tuple):
+            record.args = tuple(_masked(arg) for arg in record.args)
+        elif isinstance(record.args, dict):
+            record.args = {key: _masked(value) for key, value in record.args.items()}
         return record
 
     factory.masks_secrets = True  # type: ignore[attr-defined]

@@ -36,6 +36,7 @@ from prometheus_client.registry import Collector
 if TYPE_CHECKING:
     from .alerts.alert import Alert
     from .asr.scheduler import AsrScheduler
+    from .store.storage_health import StorageHealth
 
 PREFIX = "stream_server"
 CONTENT_TYPE = CONTENT_TYPE_LATEST
@@ -52,6 +53,7 @@ class LiveState:
     carriers: list[str]  # carrier of each active call on this node
     asr: AsrScheduler | None  # None before start-up finished, or on a node without ASR
     bus: Any | None
+    storage: StorageHealth | None = None
 
 
 class MediaCounter:
@@ -190,6 +192,8 @@ class _LiveCollector(Collector):
             yield from _asr_metrics(state.asr)
         if state.bus is not None:
             yield from _bus_metrics(state.bus)
+        if state.storage is not None:
+            yield from _storage_metrics(state.storage)
 
 
 def _count(values: Iterable[str]) -> dict[str, int]:
@@ -267,6 +271,29 @@ def _shared_queue_metrics(asr: Any) -> Iterator[Metric]:
         f"{PREFIX}_asr_duplicate_results",
         "Transcripts that arrived twice (a worker presumed dead finished after all); the first is used.",
         value=asr.duplicates,
+    )
+
+
+def _storage_metrics(health: StorageHealth) -> Iterator[Metric]:
+    failing = GaugeMetricFamily(
+        f"{PREFIX}_storage_failing", "1 while writes of this kind are refused (disk full, database down); "
+        "what they hold waits in memory and is written when storage returns.", labels=["kind"],
+    )
+    errors = CounterMetricFamily(
+        f"{PREFIX}_storage_write_errors", "Writes refused by storage since start, by kind.", labels=["kind"]
+    )
+    for kind in ("recordings", "database"):
+        failing.add_metric([kind], float(health.failing(kind)))
+        errors.add_metric([kind], health.write_errors(kind))
+    yield failing
+    yield errors
+    yield GaugeMetricFamily(
+        f"{PREFIX}_recording_held_seconds", "Seconds of received audio not yet on disk, all tracks.",
+        value=health.held("recordings"),
+    )
+    yield GaugeMetricFamily(
+        f"{PREFIX}_database_held_writes", "Database writes of live calls waiting for the database.",
+        value=health.held("database"),
     )
 
 

@@ -314,3 +314,43 @@ def test_pages_are_sent_with_a_content_security_policy(server):
         assert "script-src 'self'" in policy and "unsafe-inline" not in policy
     config = httpx.get(server.http + "/v1/console/config").json()
     assert config["auth_required"] is True and config["timezone"] == "Asia/Tokyo" and config["language"] == "en"
+
+
+def user_token(server, name: str, role: str, tenant: str | None = None) -> str:
+    """A user made the way an admin would (`stream-server users add` / `tokens create` write these rows)."""
+    from stream_server.store.access import AccessStore
+
+    store = CallStore(f"sqlite:///{server.data_dir / 'stream_server.db'}")
+    try:
+        people = AccessStore(store)
+        people.add_user(name, role, tenant)
+        return people.create_token(name, "console test")[0]
+    finally:
+        store.close()
+
+
+def test_a_user_signs_in_with_their_own_token_and_the_feed_url_carries_no_token(page, live_alert, server):
+    token = user_token(server, "kimura", "supervisor")
+    sockets: list[str] = []
+    page.on("websocket", lambda ws: sockets.append(ws.url))
+    page.goto("/")
+    page.fill("#signin-token", token)  # no name: the token says who this is
+    page.click("#signin-submit")
+    page.wait_for_selector("#signin", state="hidden")
+    page.wait_for_selector("body[data-feed=live]")
+    assert page.inner_text("#who") == "kimura (supervisor)"
+    assert sockets and all("token" not in url for url in sockets), sockets
+
+
+def test_a_user_scoped_to_another_tenant_finds_none_of_these_calls(page, live_alert, calm_call, server):
+    token = user_token(server, "other-tenant-qa", "qa", tenant="globex")
+    page.goto("/calls")
+    page.fill("#signin-token", token)
+    page.click("#signin-submit")
+    page.wait_for_selector("#signin", state="hidden")
+    page.wait_for_selector("body[data-results]")
+    assert page.get_attribute("body", "data-results") == "0"
+    assert page.locator("#results tr[data-call-id]").count() == 0
+    with httpx.Client(base_url=server.http, headers={"Authorization": f"Bearer {token}"}) as http:
+        assert http.get(f"/v1/calls/{live_alert['call']['id']}").status_code == 404
+        assert http.get(f"/v1/calls/{calm_call['id']}/recording.wav").status_code == 404

@@ -268,7 +268,7 @@ def test_an_audiosocket_port_in_use_fails_start_up_and_stops_everything_started(
         busy.close()
     assert [bus.stopped for bus in recorded_buses] == [True]
     assert leaked == []  # no ASR worker left running
-    assert app.state.services.db_executor._shutdown
+    assert app.state.services.writer.executor._shutdown
 
 
 # -- 8. one definition of the AudioSocket wire format ----------------------------------------

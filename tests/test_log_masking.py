@@ -55,6 +55,22 @@ def test_installed_factory_masks_records_of_any_logger(caplog):
         '127.0.0.1 - "GET /x?token=***&phone=1" 200', "caller +*******5678"]
 
 
+def test_uvicorns_access_formatter_still_reads_the_masked_arguments():
+    """uvicorn's AccessFormatter unpacks record.args itself: masking must leave them a tuple."""
+    from uvicorn.logging import AccessFormatter
+
+    original = logging.getLogRecordFactory()
+    try:
+        install()
+        record = logging.getLogger("uvicorn.access").makeRecord(
+            "uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d',
+            ("127.0.0.1:5000", "GET", "/v1/calls?phone=%2B81312345678&token=abc", "1.1", 200), None)
+    finally:
+        logging.setLogRecordFactory(original)
+    line = AccessFormatter('%(client_addr)s - "%(request_line)s" %(status_code)s', use_colors=False).format(record)
+    assert line == '127.0.0.1:5000 - "GET /v1/calls?phone=%2B*******5678&token=*** HTTP/1.1" 200 OK'
+
+
 def test_a_real_server_logs_neither_the_feed_token_nor_a_searched_number(live_server):
     number = "+81355550123"
     httpx.get(f"{live_server.http}/v1/calls", params={"phone": number},
@@ -67,5 +83,6 @@ def test_a_real_server_logs_neither_the_feed_token_nor_a_searched_number(live_se
     asyncio.run(open_feed())
     log = live_server.log()
     assert "/v1/supervisor/ws?token=***" in log  # the access log line is there, masked
+    assert "Logging error" not in log  # ... and formatted: masking left uvicorn's arguments usable
     assert API_TOKEN not in log
     assert number[1:] not in log and "5550123" not in log

@@ -86,6 +86,25 @@ def test_garbage_is_survived_and_every_valid_frame_is_recorded(live_server):
         assert wav.getnframes() == 50 * 160  # the held pre-start frame + chunks 2..50
 
 
+def test_a_carrier_that_hangs_up_right_after_its_stop_is_recorded_without_an_error(live_server):
+    """The server's own close then meets a socket already gone: that is a normal end, not a crash."""
+    call = SimulatedCall(caller=b"")
+    errors_before = live_server.log().count("Exception in ASGI application")
+
+    async def scenario():
+        ws = await _connect(live_server)
+        await ws.send(json.dumps(start_message(call)))
+        for chunk in range(1, 11):
+            await ws.send(json.dumps(media_message(call, chunk + 1, "inbound", chunk, FRAME)))
+        await ws.send(json.dumps({"event": "stop", "streamSid": call.stream_sid, "stop": {}}))
+        await ws.close()  # its own close frame follows the stop at once
+        return await wait_for_call_end(live_server, stream_id=call.stream_sid)
+
+    stored = asyncio.run(scenario())
+    assert stored["status"] == "ended" and stored["end_reason"] == "completed"
+    assert live_server.log().count("Exception in ASGI application") == errors_before
+
+
 def test_hostile_ids_metadata_and_numbers_cost_single_messages_not_the_call(live_server):
     """Ids over the column sizes, NUL and lone surrogates in metadata, numbers no float holds:
     the call is still stored (bounded, cleaned) and every valid frame recorded."""

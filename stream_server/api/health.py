@@ -21,7 +21,10 @@ def healthz(request: Request) -> dict:
         "supervisors": getattr(state.services.bus, "subscriber_count", 0),  # on this node
         "bus": state.services.bus.kind,
         "bus_connected": getattr(state.services.bus, "connected", True),
+        "storage": state.services.recordings.health.snapshot(),
     }
+    if state.services.recordings.health.degraded:  # still answering: calls and alerts go on
+        health["status"] = "degraded"
     asr = state.services.asr
     worker = getattr(state, "asr_worker", None)
     if asr is not None:  # a gateway transcribes nothing

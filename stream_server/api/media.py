@@ -67,10 +67,11 @@ def close_reason(text: str) -> str:
 
 
 async def close_quietly(websocket: WebSocket, code: int, reason: str = "") -> None:
-    """Close with a code and reason; the peer may already be gone, which is fine."""
+    """Close with a code and reason; the peer may already be gone (a carrier that sends its stop
+    and hangs up at once), which is fine."""
     try:
         await websocket.close(code, close_reason(reason))
-    except RuntimeError:
+    except (RuntimeError, OSError, WebSocketDisconnect):
         pass
 
 

@@ -24,6 +24,7 @@ def watch_app(metrics: ServerMetrics, state: object) -> None:
             carriers=[session.started.carrier for session in list(state.active_calls.values())],
             asr=getattr(services, "asr", None),
             bus=getattr(services, "bus", None),
+            storage=getattr(getattr(services, "recordings", None), "health", None),
         )
 
     metrics.watch(live)

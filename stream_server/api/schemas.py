@@ -103,6 +103,8 @@ class HealthOut(BaseModel):
     supervisors: int  # supervisor feeds connected to this node
     bus: str  # memory or redis
     bus_connected: bool  # false while this node cannot reach Redis (events are queued, bounded)
+    # recordings / database: {"state": "ok"} or "failing" with since, error, held (s of audio / rows)
+    storage: dict[str, dict[str, Any]]
 
 
 # -- reports (GET /v1/reports/...) and the loudness curve ------------------------------------

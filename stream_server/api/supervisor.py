@@ -65,11 +65,14 @@ async def supervisor_feed(websocket: WebSocket, call_id: str | None = None) -> N
     visible = ScopeFilter(state, principal.scope)
     with state.services.bus.subscribe() as subscription:
         active = [c for c in await calls_in_progress(state, call_id) if await visible.allows(c["call_id"])]
-        await websocket.send_json({"type": "hello", "active_calls": active, "you": principal.describe()})
+        await websocket.send_json({"type": "hello", "active_calls": active, "you": principal.describe(),
+                                   "storage": state.services.recordings.health.snapshot()})
 
         async def forward() -> None:
             async for event in subscription:
-                if (call_id is None or event.get("call_id") == call_id) and await visible.allows(event.get("call_id")):
+                if event.get("type") == "storage":  # server-wide: every reader's calls may be affected
+                    await websocket.send_json(event)
+                elif (call_id is None or event.get("call_id") == call_id) and await visible.allows(event.get("call_id")):
                     await websocket.send_json(event)
 
         async def drain() -> None:  # the client may send pings; a disconnect ends the feed

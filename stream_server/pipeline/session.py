@@ -11,11 +11,8 @@ the voice model also scores a sliding window, so shouting can alert mid-utteranc
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import time
-from collections.abc import Callable
-from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -24,13 +21,14 @@ from ..alerts.policy import AlertPolicy, AlertPolicyOptions
 from ..alerts.rules import CallRuleOptions, prolonged_call_alert, repeat_caller_alert
 from ..asr.scheduler import AsrScheduler
 from ..bus import EventBus
-from ..evidence.integrity import sha256_file
 from ..media.codecs import PIPELINE_RATE, StreamResampler, pcm16_to_float
 from ..media.events import Audio, CallEnded, CallStarted
 from ..media.vad import SpeechSegmenter, Utterance, VadOptions
 from ..metrics import ServerMetrics
 from ..store.recordings import RecordingStore, TrackRecorder
 from ..store.repository import CALLER_KEYS, CallStore
+from ..store.writer import PASSING_ERRORS, StoreWriter
+from .durability import seal_recordings
 from .loudness import LoudnessMeter
 from .ordering import FrameOrderer
 
@@ -68,7 +66,7 @@ class CallServices:
     bus: EventBus
     asr: AsrScheduler | RemoteAsr  # the model here, or the shared queue to the asr role's workers
     scorer: TextScorer
-    db_executor: Executor  # one thread: writes stay in order and off the event loop
+    writer: StoreWriter  # the store's writes from calls: in order, off the event loop, held through a full disk
     options: SessionOptions = field(default_factory=SessionOptions)
     metrics: ServerMetrics = field(default_factory=ServerMetrics)
     voice: ShoutingDetector | None = None  # None: no shouting scores
@@ -102,7 +100,7 @@ class _Track:
 
     @property
     def audio_time(self) -> float:
-        return self.recorder.samples_written / self.recorder.sample_rate
+        return self.recorder.samples_received / self.recorder.sample_rate
 
     def spoken_at(self, audio_t: float) -> float:
         """time.monotonic() when audio time `audio_t` of this track arrived, assuming media comes
@@ -160,7 +158,7 @@ class CallSession:
     # -- lifecycle ------------------------------------------------------------------
 
     async def start(self) -> None:
-        await self._db(
+        await self.s.writer.write(
             self.s.store.create_call,
             self.call_id,
             self.started.carrier,
@@ -188,7 +186,11 @@ class CallSession:
         number = next((self.metadata[k] for k in CALLER_KEYS if self.metadata.get(k)), None)
         if number:
             rules = self.options.rules
-            recent = await self._db(self.s.store.count_recent_calls, number, rules.repeat_window_hours)
+            try:
+                recent = await self.s.writer.read(self.s.store.count_recent_calls, number, rules.repeat_window_hours)
+            except PASSING_ERRORS as exc:  # the database is down or full: the call goes on without this rule
+                log.warning("call %s: repeat-caller check skipped: %s", self.call_id, exc)
+                return
             severity = self.options.policy.severity(AbuseCategory.REPEAT_CALLER)
             alert = repeat_caller_alert(self.call_id, self.metadata, recent, rules, severity)
             if alert:
@@ -216,11 +218,16 @@ class CallSession:
         if self.ended:
             return
         self.ended = True
+        complete = True
         for track in self.tracks.values():
             for utterance in track.finish():
                 self._spawn_final(track, utterance)
-            track.recorder.close()
-        await self._seal_recordings()
+            complete &= self.s.recordings.close_track(track.recorder)
+        if complete:  # else the disk still refuses some audio: sealed once it is written (durability.py)
+            await seal_recordings(self.s, self.call_id)
+        else:
+            log.error("call %s ended with %.1f s of audio not yet on disk; it is written when space returns",
+                      self.call_id, sum(t.recorder.held_seconds for t in self.tracks.values()))
         if self._tasks:
             _, pending = await asyncio.wait(set(self._tasks), timeout=self.options.end_timeout_s)
             if pending:  # deferred agent work under load: stored when done, never dropped
@@ -234,7 +241,7 @@ class CallSession:
                 "resyncs": track.orderer.stats.resyncs,
                 "utterances": track.utterances,
             }
-        await self._db(self.s.store.end_call, self.call_id, event.reason, duration, event.abnormal, stats)
+        await self.s.writer.write(self.s.store.end_call, self.call_id, event.reason, duration, event.abnormal, stats)
         self.metrics.call_ended(self.started.carrier, event.reason, self.bad_messages)
         await self._publish(
             {
@@ -247,24 +254,13 @@ class CallSession:
             }
         )
 
-    async def _seal_recordings(self) -> None:
-        """Store the SHA-256 of each closed recording with the call: an evidence export is later
-        checked against it. Before end_call, so an ended call is already sealed. A failure is
-        logged; the call still ends."""
-        try:
-            paths = {f"{name}.wav": track.recorder.path for name, track in self.tracks.items()}
-            files = await asyncio.to_thread(lambda: {name: sha256_file(path) for name, path in paths.items()})
-            await self._db(self.s.store.seal_call, self.call_id, files)
-        except Exception:
-            log.exception("call %s: could not seal the recordings", self.call_id)
-
     # -- per utterance --------------------------------------------------------------
 
     def _track(self, name: str, sample_rate: int | None = None) -> _Track:
         track = self.tracks.get(name)
         if track is None:
             rate = sample_rate or self.started.sample_rate
-            recorder = self.s.recordings.open_track(self.call_id, name, rate)
+            recorder = self.s.recordings.open_track(self.call_id, name, rate)  # never raises for a full disk
             voice = self.s.voice if name in self.options.policy.alert_tracks else None
             track = self.tracks[name] = _Track(name, recorder, rate, self.options.vad, voice)
         return track
@@ -345,7 +341,7 @@ class CallSession:
         if voice is not None:
             scores = {**scores, "shouting": voice.shouting}
         abusive = self.options.policy.is_abusive(scores)
-        segment_id = await self._db(
+        segment_id = await self.s.writer.write(  # None while the database refuses writes
             self.s.store.add_segment,
             self.call_id,
             track.name,
@@ -370,11 +366,15 @@ class CallSession:
         if self.language_fixed or result.language_probability < self.options.language_confidence:
             return
         self.language, self.language_fixed = result.language, True
-        await self._db(self.s.store.set_language, self.call_id, result.language)
+        await self.s.writer.write(self.s.store.set_language, self.call_id, result.language)
 
     async def _raise(self, alert: Alert, spoken_at: float | None = None) -> None:
-        """`spoken_at`: when the utterance behind the alert ended (None for call rules)."""
-        await self._db(self.s.store.add_alert, alert)
+        """`spoken_at`: when the utterance behind the alert ended (None for call rules). Stored
+        first (a supervisor may act on it at once), but published whatever the store says."""
+        try:
+            await self.s.writer.write(self.s.store.add_alert, alert)
+        except Exception:
+            log.exception("call %s: alert %s not stored", self.call_id, alert.id)
         await self._publish({"type": "alert", **alert.to_event()})
         self.metrics.alert_raised(alert, spoken_at)
 
@@ -407,7 +407,3 @@ class CallSession:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("call %s: utterance processing failed", self.call_id, exc_info=task.exception())
-
-    async def _db(self, fn: Callable[..., Any], *args: Any) -> Any:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.s.db_executor, functools.partial(fn, *args))

@@ -307,18 +307,25 @@ class CallStore:
                 update(CallRow).where(CallRow.id == alert.call_id).values(alert_count=CallRow.alert_count + 1)
             )
 
-    def mark_unfinished_calls_interrupted(self) -> int:
-        """At start-up: calls still `active` belong to a process that died. With several ingest
-        nodes on one database, only this node's own: the others' calls are live."""
-        unfinished = update(CallRow).where(CallRow.status == "active")
+    def mark_unfinished_calls_interrupted(self) -> list[str]:
+        """At start-up: calls still `active` belong to a process that died; their ids. With
+        several ingest nodes on one database, only this node's own: the others' calls are live."""
+        unfinished = [CallRow.status == "active"]
         if self.node is not None:
-            unfinished = unfinished.where(CallRow.node == self.node)
+            unfinished.append(CallRow.node == self.node)
         with self.session() as session, session.begin():
-            result = session.execute(
-                unfinished
-                .values(status="interrupted", end_reason="server_restart", ended_at=datetime.now(UTC))
-            )
-            return result.rowcount or 0
+            ids = list(session.scalars(select(CallRow.id).where(*unfinished)))
+            if ids:
+                session.execute(
+                    update(CallRow).where(CallRow.id.in_(ids), CallRow.status == "active")
+                    .values(status="interrupted", end_reason="server_restart", ended_at=datetime.now(UTC))
+                )
+            return ids
+
+    def set_duration(self, call_id: str, duration: float) -> None:
+        """A recovered call's length, taken from its recording."""
+        with self.session() as session, session.begin():
+            session.execute(update(CallRow).where(CallRow.id == call_id).values(duration=duration))
 
     # -- reads (from the API) -------------------------------------------------------
 

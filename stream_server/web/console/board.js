@@ -195,6 +195,7 @@ function renderTranscript() {
 function handle(event) {
   switch (event.type) {
     case "hello":
+      for (const [kind, state] of Object.entries(event.storage || {})) showStorage({ kind, ...state });
       calls.clear();
       for (const summary of event.active_calls) addCall(summary);
       for (const summary of event.active_calls) fillIn(summary.call_id);
@@ -225,7 +226,23 @@ function handle(event) {
     case "webhook.failed":
       showBanner(`${t("board.webhook_failed")}: ${event.target || ""} — ${event.error || ""}`);
       break;
+    case "storage":
+      showStorage(event);
+      break;
   }
+}
+
+// Storage that refuses writes (disk full, database down): alerts still come, but the evidence
+// is only in memory until it returns. One line per kind, gone when every kind is ok again.
+const storageFailing = new Map();
+
+function showStorage(event) {
+  if (event.state === "failing") storageFailing.set(event.kind, event.error || "");
+  else storageFailing.delete(event.kind);
+  const banner = document.getElementById("storage-banner");
+  banner.textContent = [...storageFailing].map(([kind, error]) => `${t(`storage.${kind}`)}: ${error}`).join(" / ");
+  banner.hidden = storageFailing.size === 0;
+  document.body.dataset.storage = storageFailing.size ? "failing" : "ok";
 }
 
 async function fillIn(callId) {

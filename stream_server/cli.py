@@ -49,6 +49,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         settings = Settings(**overrides)
     except (ValidationError, SettingsError) as exc:  # SettingsError: a JSON setting that isn't JSON
         raise SystemExit(f"stream-server serve: {exc}") from None
+    from .http_timeouts import with_header_timeout
+
     if settings.log_mask:  # before any handler exists: uvicorn's access log is masked too
         from .log_masking import install
 
@@ -63,9 +65,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         port=settings.port,
         ws_max_size=settings.max_message_bytes,
         log_level=settings.log_level.lower(),
-        # What uvicorn offers against idle and piled-up connections. It has no timeout on a request
-        # whose headers never finish (slow loris): docs/operations.md, "Hostile input".
+        # Idle keep-alive connections, headers that never end (slow loris: uvicorn alone has no
+        # deadline for them) and connections piling up: docs/operations.md, "Hostile input".
         timeout_keep_alive=settings.http_keep_alive_timeout_s,
+        http=with_header_timeout(settings.http_header_timeout_s) if settings.http_header_timeout_s else "auto",
         limit_concurrency=settings.http_limit_concurrency or None,
         timeout_graceful_shutdown=settings.http_graceful_shutdown_s or None,
     )

@@ -146,6 +146,11 @@ class Settings(BaseSettings):
         description="Seconds a WebSocket media stream has from connecting to starting its call (its start / "
         "connected / open / metadata message); then it is closed with 1008.",
     )
+    http_header_timeout_s: float = Field(
+        10.0, ge=0,
+        description="Seconds a new connection (or the next request on a kept-alive one) has to send its whole "
+        "request headers, WebSocket upgrades included; then it is closed (slow loris). 0 = no limit.",
+    )
     http_keep_alive_timeout_s: int = Field(
         5, ge=1, description="Seconds an idle keep-alive HTTP connection is kept between requests (uvicorn)."
     )

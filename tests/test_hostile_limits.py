@@ -40,6 +40,7 @@ PER_SOURCE = 3
 MAX_CALLS = 5
 IDLE_S = 1.5
 START_S = 1.5
+HEADER_S = 2.0
 FRAME = np.full(160, 3000, "<i2").tobytes()  # 20 ms of 8 kHz L16
 ORG = str(uuid.uuid4())
 _SERVERS: dict[str, object] = {}  # the module's running servers, by fixture
@@ -67,6 +68,7 @@ def impatient_server(tmp_path_factory):
         "STREAM_SERVER_MEDIA_IDLE_TIMEOUT_S": str(IDLE_S),
         "STREAM_SERVER_MEDIA_START_TIMEOUT_S": str(START_S),
         "STREAM_SERVER_HTTP_KEEP_ALIVE_TIMEOUT_S": "1",
+        "STREAM_SERVER_HTTP_HEADER_TIMEOUT_S": str(HEADER_S),
         "STREAM_SERVER_HTTP_LIMIT_CONCURRENCY": "6",
     })
     _SERVERS["impatient"] = server
@@ -361,6 +363,18 @@ def test_a_stream_that_never_starts_its_call_is_closed_after_the_start_timeout(i
 # -- 4. slow HTTP clients: what uvicorn does and does not do -------------------------------
 
 
+def _response(sock: socket.socket) -> bytes:
+    """One whole HTTP response (headers and a Content-Length body) read from `sock`."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += sock.recv(4096)
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length"))
+    while len(body) < length:
+        body += sock.recv(4096)
+    return head + b"\r\n\r\n" + body
+
+
 def _closed_within(sock: socket.socket, seconds: float) -> float | None:
     """Seconds until the server closed `sock`, or None if it was still open after `seconds`."""
     started = time.monotonic()
@@ -384,17 +398,51 @@ def test_an_idle_keep_alive_connection_is_closed_after_the_keep_alive_timeout(im
     assert closed is not None and closed <= 2.5
 
 
-def test_uvicorn_does_not_time_out_a_request_whose_headers_never_end(impatient_server):
-    """The documented gap (docs/operations.md, "Hostile input"): a header trickled byte by byte
-    holds its connection for as long as the client likes, so a proxy in front must cut it off.
-    If this starts failing, uvicorn has learned a header timeout: update the docs."""
+def test_headers_trickled_byte_by_byte_are_cut_off_at_the_header_deadline(impatient_server):
+    """Slow loris: each byte comes well within any idle timeout, but the headers never end."""
     with socket.create_connection(("127.0.0.1", impatient_server.port)) as sock:
+        started = time.monotonic()
         sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: test\r\nX-Slow: ")
-        for _ in range(8):  # 4 s, four times the keep-alive timeout
-            sock.sendall(b"a")
-            assert _closed_within(sock, 0.5) is None
+        closed = None
+        while closed is None and time.monotonic() - started < HEADER_S + 5:
+            try:
+                sock.sendall(b"a")
+            except OSError:
+                closed = time.monotonic() - started
+                break
+            if _closed_within(sock, 0.25) is not None:
+                closed = time.monotonic() - started
+    assert closed is not None and HEADER_S - 0.3 <= closed <= HEADER_S + 2
+    assert "request headers not complete within" in impatient_server.log()
+
+
+def test_a_connection_that_sends_nothing_is_closed_at_the_header_deadline(impatient_server):
     with socket.create_connection(("127.0.0.1", impatient_server.port)) as silent:
-        assert _closed_within(silent, 3) is None  # nor a connection that sends nothing at all
+        closed = _closed_within(silent, HEADER_S + 3)
+    assert closed is not None and HEADER_S - 0.3 <= closed <= HEADER_S + 2
+
+
+def test_the_next_request_on_a_kept_alive_connection_has_its_own_header_deadline(impatient_server):
+    with socket.create_connection(("127.0.0.1", impatient_server.port)) as sock:
+        for _ in range(2):  # whole requests, one after the other, are served as usual
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n")
+            assert _response(sock).startswith(b"HTTP/1.1 200")
+        sock.sendall(b"GET /healthz HTTP/1.1\r\n")  # then a third that never ends
+        closed = _closed_within(sock, HEADER_S + 3)
+    assert closed is not None and closed <= HEADER_S + 2
+
+
+def test_a_websocket_outlives_the_header_deadline(impatient_server):
+    """The deadline is for headers only: an upgraded socket lives on (here a supervisor feed)."""
+    async def scenario():
+        async with websockets.connect(impatient_server.supervisor_url) as feed:
+            hello = json.loads(await feed.recv())
+            await asyncio.sleep(HEADER_S + 1)
+            pong = await feed.ping()
+            await asyncio.wait_for(pong, 5)
+            return hello["type"]
+
+    assert asyncio.run(scenario()) == "hello"
 
 
 def test_limit_concurrency_answers_503_once_connections_pile_up(impatient_server):

@@ -7,16 +7,14 @@ from __future__ import annotations
 import csv
 import io
 import math
-import os
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from databases import KINDS, store_url
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, make_url, text
-from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from stream_server.alerts.alert import Alert
 from stream_server.api import calls, reports
@@ -24,9 +22,7 @@ from stream_server.config import Settings
 from stream_server.store import reports as store_reports
 from stream_server.store.recordings import RecordingStore
 from stream_server.store.repository import CallFilter, CallStore
-from stream_server.store.schema import Base
 
-POSTGRES_URL = os.environ.get("STREAM_SERVER_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 TOKEN = "reports-test-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 BASE = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -35,39 +31,9 @@ FORMULA = '=HYPERLINK("http://evil.example/x","click")'
 ACTION_FOR_STATUS = {"acknowledged": "acknowledge", "escalated": "escalate", "false_alarm": "false_alarm"}
 
 
-def _postgres_url() -> str:
-    """A clean database of this module's own on the test PostgreSQL (other test files drop
-    the tables of the shared one), or the shared one where creating databases is refused.
-    Skipped without PostgreSQL outside CI, a failure in CI."""
-    shared = make_url(POSTGRES_URL)
-    own = shared.set(database=f"{shared.database}_reports")
-    admin = create_engine(shared, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as connection:
-            exists = connection.scalar(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": own.database})
-            if not exists:
-                connection.execute(text(f'CREATE DATABASE "{own.database}"'))
-        url = own
-    except OperationalError as exc:
-        if os.environ.get("CI"):
-            raise
-        pytest.skip(f"no PostgreSQL at {POSTGRES_URL}: {exc.orig}")
-    except ProgrammingError:  # no CREATEDB privilege
-        url = shared
-    finally:
-        admin.dispose()
-    engine = create_engine(url)
-    Base.metadata.drop_all(engine)
-    with engine.begin() as connection:  # else CallStore would take the empty database as migrated
-        connection.execute(text("DROP TABLE IF EXISTS alembic_version"))
-    engine.dispose()
-    return url.render_as_string(hide_password=False)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=KINDS)
 def store(request, tmp_path):
-    url = f"sqlite:///{tmp_path / 'db.sqlite'}" if request.param == "sqlite" else _postgres_url()
-    s = CallStore(url)
+    s = CallStore(store_url(request.param, tmp_path, "reports"))
     yield s
     s.close()
 

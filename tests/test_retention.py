@@ -17,11 +17,11 @@ from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
 import pytest
+from databases import KINDS, store_url
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
-from sqlalchemy import create_engine, func, make_url, select, text, update
-from sqlalchemy.exc import OperationalError, ProgrammingError
+from sqlalchemy import func, select, update
 
 from stream_server.alerts.alert import Alert
 from stream_server.api import calls, exports, retention
@@ -41,9 +41,8 @@ from stream_server.store.retention import (
     release_legal_hold,
     set_legal_hold,
 )
-from stream_server.store.schema import AlertActionRow, AlertRow, Base, CallRow, SegmentRow
+from stream_server.store.schema import AlertActionRow, AlertRow, CallRow, SegmentRow
 
-POSTGRES_URL = os.environ.get("STREAM_SERVER_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 NOW = datetime.now(UTC)
 POLICY = RetentionPolicy(audio_days=30, transcript_days=90, alert_days=365)
 NUMBER = "+81 90-1234-5678"
@@ -51,37 +50,9 @@ EVIDENCE_KEY = "retention-test-key"
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
-def _postgres_url() -> str:
-    """A clean database of this module's own on the test PostgreSQL (as tests/test_reports.py)."""
-    shared = make_url(POSTGRES_URL)
-    own = shared.set(database=f"{shared.database}_retention")
-    admin = create_engine(shared, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as connection:
-            exists = connection.scalar(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": own.database})
-            if not exists:
-                connection.execute(text(f'CREATE DATABASE "{own.database}"'))
-        url = own
-    except OperationalError as exc:
-        if os.environ.get("CI"):
-            raise
-        pytest.skip(f"no PostgreSQL at {POSTGRES_URL}: {exc.orig}")
-    except ProgrammingError:  # no CREATEDB privilege
-        url = shared
-    finally:
-        admin.dispose()
-    engine = create_engine(url)
-    Base.metadata.drop_all(engine)
-    with engine.begin() as connection:  # else CallStore would take the empty database as migrated
-        connection.execute(text("DROP TABLE IF EXISTS alembic_version"))
-    engine.dispose()
-    return url.render_as_string(hide_password=False)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=KINDS)
 def store(request, tmp_path):
-    url = f"sqlite:///{tmp_path / 'stream_server.db'}" if request.param == "sqlite" else _postgres_url()
-    s = CallStore(url)
+    s = CallStore(store_url(request.param, tmp_path, "retention"))
     yield s
     s.close()
 

@@ -1,44 +1,20 @@
 """Calls, segments and alerts, on SQLite (the default) and on a real PostgreSQL."""
 
-import os
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.exc import OperationalError
+from databases import KINDS, store_url
 
 from stream_server.alerts.alert import Alert
 from stream_server.media.events import CallStarted
 from stream_server.store.repository import CallFilter, CallStore
-from stream_server.store.schema import Base
 
 META = {"from": "+81312345678", "utm_source": "google", "utm_campaign": "spring", "tracking_number": "+81120000001"}
 
 
-POSTGRES_URL = os.environ.get("STREAM_SERVER_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-
-
-def _postgres_url() -> str:
-    """A clean PostgreSQL database; skipped on a laptop without one, a failure in CI."""
-    engine = create_engine(POSTGRES_URL)
-    try:
-        with engine.connect():
-            pass
-    except OperationalError as exc:
-        if os.environ.get("CI"):
-            raise
-        pytest.skip(f"no PostgreSQL at {POSTGRES_URL}: {exc.orig}")
-    Base.metadata.drop_all(engine)
-    with engine.begin() as connection:  # else CallStore would take the empty database as migrated
-        connection.execute(text("DROP TABLE IF EXISTS alembic_version"))
-    engine.dispose()
-    return POSTGRES_URL
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=KINDS)
 def store(request, tmp_path):
-    url = f"sqlite:///{tmp_path / 'db.sqlite'}" if request.param == "sqlite" else _postgres_url()
-    s = CallStore(url)
+    s = CallStore(store_url(request.param, tmp_path))
     yield s
     s.close()
 

@@ -44,13 +44,16 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-import psutil
 import websockets
+
+try:  # the bench extras; benchmarks/soak.py (and tests/test_soak.py) use Server without them
+    import psutil
+except ImportError:
+    psutil = None
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from benchmarks.report import cpu_model, percentile, update_section
-from benchmarks.scoring import error_rate
 from stream_server.simulator import FRAME_BYTES, FRAME_S, SimulatedCall, start_message
 
 CALLS_DIR = ROOT / "tests" / "fixtures" / "calls"
@@ -122,7 +125,7 @@ class Server:
         if self.process.poll() is not None or not self._answers():
             self.stop()
             raise SystemExit(f"server did not start ({self.log}): " + self.log.read_text()[-2000:])
-        self.ps = psutil.Process(self.process.pid)
+        self.ps = psutil.Process(self.process.pid) if psutil is not None else None
 
     def _answers(self) -> bool:
         try:
@@ -331,6 +334,7 @@ def overlaps(event: dict, u: dict) -> bool:
 
 
 def measure(run: dict, offline: dict[tuple[str, str], str]) -> dict:
+    from benchmarks.scoring import error_rate  # jiwer: the bench extras
     seen: Observed = run["seen"]
     by_call: dict[str, list[tuple[float, dict]]] = defaultdict(list)
     for t, event in seen.events:

@@ -326,6 +326,7 @@ def test_documented_sequence_with_both_tracks_out_of_order_is_recorded_in_order(
     assert stored["metadata"]["from"] == "+81312345678" and stored["caller_number"] == "+81312345678"
     assert stored["metadata"]["tracking_number"] == "+81120000001"
     assert stored["stats"]["caller"]["stale_frames"] == 1 and stored["stats"]["agent"]["stale_frames"] == 1
+    assert stored["tracks"] == ["caller", "agent"]  # the start announced none; the call had both
     recorded = fetch_recording(live_server, stored["id"], "caller").frames
     assert recorded == b"".join(ulaw_to_pcm16(f) for f in caller)
     recorded = fetch_recording(live_server, stored["id"], "agent").frames

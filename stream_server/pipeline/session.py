@@ -241,7 +241,8 @@ class CallSession:
                 "resyncs": track.orderer.stats.resyncs,
                 "utterances": track.utterances,
             }
-        await self.s.writer.write(self.s.store.end_call, self.call_id, event.reason, duration, event.abnormal, stats)
+        await self.s.writer.write(self.s.store.end_call, self.call_id, event.reason, duration, event.abnormal, stats,
+                                  list(self.tracks))
         self.metrics.call_ended(self.started.carrier, event.reason, self.bad_messages)
         await self._publish(
             {

@@ -228,20 +228,17 @@ class CallStore:
             session.add(row)
 
     def end_call(
-        self, call_id: str, reason: str, duration: float, abnormal: bool, stats: dict[str, Any] | None = None
+        self, call_id: str, reason: str, duration: float, abnormal: bool, stats: dict[str, Any] | None = None,
+        tracks: list[str] | None = None,
     ) -> None:
+        """`tracks`: the tracks the call really had, when a carrier's start did not list them all
+        (Telnyx opens the agent track with its first frame)."""
+        values: dict[str, Any] = {"status": "interrupted" if abnormal else "ended", "end_reason": reason,
+                                  "ended_at": datetime.now(UTC), "duration": duration, "stats": stats or {}}
+        if tracks:
+            values["tracks"] = tracks
         with self.session() as session, session.begin():
-            session.execute(
-                update(CallRow)
-                .where(CallRow.id == call_id)
-                .values(
-                    status="interrupted" if abnormal else "ended",
-                    end_reason=reason,
-                    ended_at=datetime.now(UTC),
-                    duration=duration,
-                    stats=stats or {},
-                )
-            )
+            session.execute(update(CallRow).where(CallRow.id == call_id).values(**values))
 
     def set_language(self, call_id: str, language: str) -> None:
         with self.session() as session, session.begin():

@@ -14,15 +14,14 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
-from sqlalchemy.exc import OperationalError
+from fastapi import FastAPI
 
 from . import __version__, exposure
 from .alerts.policy import AlertPolicyOptions
 from .alerts.rules import CallRuleOptions
 from .alerts.webhooks import AlertNotifier, RetryPolicy
 from .api import admin, alerts, calls, console, exports, health, media, reports, retention, supervisor, webrtc
+from .api import errors as api_errors
 from .api import metrics as metrics_endpoint
 from .api import webhooks as webhooks_endpoint
 from .api.audiosocket_server import AudioSocketServer
@@ -217,13 +216,6 @@ def alert_notifier(bus: EventBus, settings: Settings) -> AlertNotifier:
     return AlertNotifier(bus, settings.webhooks, policy, settings.webhook_timeout_s, settings.console_url)
 
 
-async def storage_unavailable(request: Request, exc: Exception) -> JSONResponse:
-    """The database refused a request's read or write (down, full, locked too long): 503, not a 500."""
-    log.error("%s %s: database unavailable: %s", request.method, request.url.path, str(exc).splitlines()[0][:200])
-    return JSONResponse({"detail": "storage unavailable, try again later"}, status_code=503,
-                        headers={"Retry-After": "5"})
-
-
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
 
@@ -281,7 +273,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.active_calls = {}
     app.state.metrics = ServerMetrics()  # this app's own registry, scraped at GET /metrics
     metrics_endpoint.watch_app(app.state.metrics, app.state)
-    app.add_exception_handler(OperationalError, storage_unavailable)
+    api_errors.install(app, settings.http_max_body_bytes)
     for module in ROUTERS[settings.role]:
         app.include_router(module.router)
     if settings.role in ("all", "gateway"):  # the console reads the API and feed of this node

@@ -146,6 +146,11 @@ class Settings(BaseSettings):
         description="Seconds a WebSocket media stream has from connecting to starting its call (its start / "
         "connected / open / metadata message); then it is closed with 1008.",
     )
+    http_max_body_bytes: int = Field(
+        1_048_576, ge=0,
+        description="Largest HTTP request body (REST API, WebRTC offers); above it 413 before it is read whole. "
+        "0 = no limit. Carrier WebSocket messages have max_message_bytes.",
+    )
     http_header_timeout_s: float = Field(
         10.0, ge=0,
         description="Seconds a new connection (or the next request on a kept-alive one) has to send its whole "

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
 
 from ..store.access import AccessError
 from .access import Principal, access_store, audit, authenticated, require
-from .schemas import AuditEntryOut, NewTokenOut, PrincipalOut, TokenIn, TokenOut, UserIn, UserOut
+from .schemas import MAX_ID, MAX_OFFSET, AuditEntryOut, NewTokenOut, PrincipalOut, TokenIn, TokenOut, UserIn, UserOut
 
 router = APIRouter(prefix="/v1", tags=["access"])
 Admin = Depends(require("admin"))
@@ -71,7 +71,7 @@ def list_tokens(request: Request, user: str | None = None, principal: Principal 
 
 
 @router.delete("/tokens/{token_id}", response_model=TokenOut)
-def revoke_token(request: Request, token_id: int, principal: Principal = Admin) -> dict:
+def revoke_token(request: Request, token_id: int = Path(..., ge=1, le=MAX_ID), principal: Principal = Admin) -> dict:
     try:
         row = access_store(request.app.state).revoke_token(token_id)
     except AccessError as exc:
@@ -89,7 +89,7 @@ def audit_log(
     call_id: str | None = None,
     since: datetime | None = Query(None, description="Entries at or after (ISO 8601)."),
     limit: int = Query(100, ge=1, le=1000),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=MAX_OFFSET),
     principal: Principal = Admin,
 ) -> list[dict]:
     """Who played or exported what, and when, newest first (X-Total-Count: all matching)."""

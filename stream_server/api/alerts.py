@@ -14,7 +14,7 @@ from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from .access import Principal, call_in_scope, require
-from .schemas import AlertOut
+from .schemas import MAX_OFFSET, AlertOut
 
 router = APIRouter(prefix="/v1/alerts", tags=["alerts"])
 
@@ -30,7 +30,7 @@ def list_alerts(
     since: datetime | None = Query(None, description="Alerts created at or after (ISO 8601)."),
     status: AlertStatus | None = Query(None, description="Only alerts in this state."),
     limit: int = Query(100, ge=1, le=1000),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=MAX_OFFSET),
     principal: Principal = Depends(require("live")),
 ) -> list[dict]:
     store = request.app.state.services.store

@@ -13,7 +13,7 @@ from ..media.levels import curve_step, level_curve
 from ..store.repository import CallFilter
 from .access import Principal, audit, call_in_scope, require
 from .retention import refuse_purged_audio
-from .schemas import CallDetailOut, CallOut, LoudnessOut
+from .schemas import MAX_OFFSET, CallDetailOut, CallOut, LoudnessOut
 
 router = APIRouter(prefix="/v1/calls", tags=["calls"])
 
@@ -49,7 +49,7 @@ def list_calls(
     sort: CallSort = Query("started_at", description="Sort key; calls without the value come last."),
     order: Literal["asc", "desc"] = "desc",
     limit: int = Query(50, ge=1, le=500),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=MAX_OFFSET),
     principal: Principal = Depends(require("calls.read")),
 ) -> list[dict]:
     if min_duration is not None and max_duration is not None and min_duration > max_duration:

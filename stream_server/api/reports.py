@@ -18,7 +18,7 @@ from ..alerts.alert import AbuseCategory
 from ..store import reports
 from ..store.repository import as_utc
 from .access import Principal, audit, require
-from .schemas import AdSourceReportOut, AgentReportOut, CallerReportOut, DurationReportOut
+from .schemas import MAX_OFFSET, AdSourceReportOut, AgentReportOut, CallerReportOut, DurationReportOut
 
 router = APIRouter(prefix="/v1/reports", tags=["reports"])
 Reader = Annotated[Principal, Depends(require("reports.read"))]
@@ -84,7 +84,7 @@ def callers(
     reader: Reader,
     since: Since = None,
     until: Until = None,
-    min_calls: int = Query(1, ge=1, description="Only numbers that called at least this often."),
+    min_calls: int = Query(1, ge=1, le=MAX_OFFSET, description="Only numbers that called at least this often."),
     limit: int = Query(100, ge=1, le=10000),
     fmt: Format = "json",
 ) -> Any:

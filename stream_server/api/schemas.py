@@ -7,6 +7,12 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 
+# Bounds of integers a client may send: within a 32-bit column on SQLite and PostgreSQL alike, so
+# a huge number is a 422 here, never an overflow in the database driver.
+MAX_ID = 2**31 - 1
+MAX_OFFSET = 10**9
+
+
 class AlertOut(BaseModel):
     id: str
     call_id: str

@@ -66,7 +66,12 @@ def as_utc(value: datetime | None) -> datetime | None:
     is converted, since SQLite stores wall-clock UTC and would compare `+09:00` nine hours off."""
     if value is None:
         return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+23:59 is before the first UTC instant: as a bound, the first
+        return (datetime.min if value.year == 1 else datetime.max).replace(tzinfo=UTC)
 
 
 # What GET /v1/calls may sort by.

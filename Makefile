@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test fixtures models bench clean-venv
+.PHONY: run test fixtures models bench fuzz soak clean-venv
 
 $(BIN)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required (set PYTHON=python3.11)")'
@@ -40,6 +40,23 @@ bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/asr_window.py
 	$(BIN)/python benchmarks/alert_latency.py --repeat 3
 	$(BIN)/python benchmarks/capacity.py --calls 1 8 10 12 --baseline-calls 1 2 3 4 --keep-going --profile 60
+
+# Hostile input: every atheris target in fuzz/ for FUZZ_RUNS inputs or FUZZ_SECONDS (whichever
+# first), one after another, then the hypothesis suites with FUZZ_EXAMPLES examples per test; writes
+# the "fuzz" section of benchmarks/RESULTS.md and fails on any finding (about 3 min on 2 cores).
+FUZZ_RUNS ?= 100000
+FUZZ_SECONDS ?= 60
+FUZZ_EXAMPLES ?= 2000
+fuzz: $(BIN)/.installed
+	$(BIN)/python -m pip install --quiet -e '.[fuzz]'
+	$(BIN)/python fuzz/run_all.py --runs $(FUZZ_RUNS) --seconds $(FUZZ_SECONDS) --examples $(FUZZ_EXAMPLES) $(FUZZ_ARGS)
+
+# Soak (issue 8): 30 min of 6 concurrent loopback calls (Twilio/Telnyx/jambonz) with random drops
+# and malformed frames, then every call's status, recording, segments, alerts and bad-message
+# count, and the server's idle memory, file descriptors and sockets against a warm-up baseline;
+# writes the "soak" section of benchmarks/RESULTS.md (about 34 min on 2 cores; nothing else should run).
+soak: $(BIN)/.installed
+	$(BIN)/python benchmarks/soak.py $(SOAK_ARGS)
 
 clean-venv:
 	rm -rf $(VENV)

@@ -10,7 +10,7 @@ import json
 
 from harness import Finding, check, check_events, feed_all, fuzz_main, instrumented, messages
 
-with instrumented():
+with instrumented("http_message_signatures", "http_sf"):  # check_upgrade parses Signature(-Input) with them
     from starlette.datastructures import Headers
 
     from stream_server.media import audiohook

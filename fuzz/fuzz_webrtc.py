@@ -6,7 +6,7 @@ endpoint answers OfferError with 400; any other exception would be a 500, so it 
 
 from harness import Finding, check, check_text, fuzz_main, instrumented
 
-with instrumented():
+with instrumented("aiortc.sdp"):  # check_sdp hands the peer's SDP to aiortc's parser
     from stream_server.media import webrtc
 
 

@@ -7,7 +7,8 @@ that is not valid UTF-8 never reaches the app), any other part a binary frame (w
 b"b" when it has one). `fuzz/make_corpus.py` writes the seeds in this form.
 
 Nothing here imports atheris unless a target runs as a script (FUZZING), so the targets' TestOneInput
-run under pytest (tests/test_hostile_input.py) with only the parsers installed.
+run under pytest (tests/test_fuzz_targets.py) with only the parsers installed. fuzz/run_all.py runs
+every target with atheris and writes the report (fuzz/README.md).
 
 A target raises `Finding` when a parser broke its contract: an exception outside the ones the
 endpoint answers (`accepted`), or events that are not safe to store, publish and play.
@@ -39,14 +40,16 @@ if FUZZING:
 
 
 @contextlib.contextmanager
-def instrumented() -> Iterator[None]:
-    """Instrument the stream_server modules imported inside, when FUZZING; else a no-op."""
+def instrumented(*also: str) -> Iterator[None]:
+    """Instrument the stream_server modules imported inside, when FUZZING; else a no-op. `also`
+    names third-party packages that parse the peer's bytes for a parser (aiortc's SDP parser, the
+    RFC 9421 / structured-field parsers), so coverage guides the fuzzer through them too."""
     if not FUZZING:
         yield
         return
     import atheris
 
-    with atheris.instrument_imports(include=["stream_server"]):
+    with atheris.instrument_imports(include=["stream_server", *also]):
         yield
 
 
@@ -153,7 +156,36 @@ def seeds(parser: str) -> list[bytes]:
     return [path.read_bytes() for path in sorted((CORPUS / parser).iterdir()) if path.is_file()]
 
 
-DICTIONARY = Path(__file__).resolve().parent / "wire.dict"
+FUZZ_DIR = Path(__file__).resolve().parent
+DICTIONARY = FUZZ_DIR / "wire.dict"
+
+
+def target_names() -> list[str]:
+    """Every atheris target in fuzz/: `fuzz_<parser>.py` → "<parser>" (its corpus folder's name)."""
+    return sorted(path.stem.removeprefix("fuzz_") for path in FUZZ_DIR.glob("fuzz_*.py"))
+
+
+def dictionary_tokens(path: Path = DICTIONARY) -> list[bytes]:
+    """The entries of a libFuzzer dictionary (`"value"` or `name="value"`, with \\, \\" and \\xAB
+    escapes), for generating inputs without atheris (tests/test_fuzz_targets.py)."""
+    tokens = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or '"' not in line:
+            continue
+        body, out, i = line[line.index('"') + 1:line.rindex('"')], bytearray(), 0
+        while i < len(body):
+            if body[i] == "\\" and body[i + 1:i + 2] == "x":
+                out.append(int(body[i + 2:i + 4], 16))
+                i += 4
+            elif body[i] == "\\":
+                out += body[i + 1].encode()
+                i += 2
+            else:
+                out += body[i].encode()
+                i += 1
+        tokens.append(bytes(out))
+    return tokens
 # As large as the biggest message a carrier may send (max_message_bytes' default), so the fuzzer
 # can grow an input as far as a peer can.
 MAX_LEN = 65536

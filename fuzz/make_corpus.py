@@ -35,6 +35,7 @@ SESSION_ID = "e160e428-53e2-487c-977d-96989bf5c99d"
 ORGANIZATION_ID = "d7934305-0972-4844-938e-9060eef73d05"
 CONVERSATION_ID = "090eaa2f-72fa-480a-83e0-8667ff89c0ec"
 CORRELATION_ID = "4a2b8e71-6f0d-4c39-9d0b-1e5c7a3f2b10"
+PARTICIPANT_ID = "2412e300-607a-45d5-a81e-ede5629f258f"  # the simulator draws a random one
 AUDIOHOOK_AUTH = "test-audiohook-api-key:dGVzdC1hdWRpb2hvb2stY2xpZW50LXNlY3JldA=="  # fuzz_audiohook's
 WEBRTC_OFFER = (
     "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
@@ -130,12 +131,19 @@ def signed_upgrade_headers() -> dict[str, str]:
     return request.headers
 
 
+def open_parameters(call: SimulatedCall, conversation_id: str) -> dict:
+    """The simulator's `open.parameters` with a fixed participant id, so the seeds are reproducible."""
+    parameters = audiohook_sim.open_parameters(call, ORGANIZATION_ID, conversation_id)
+    parameters["participant"]["id"] = PARTICIPANT_ID
+    return parameters
+
+
 def audiohook_seeds() -> dict[str, bytes]:
     call = _call()
     headers = signed_upgrade_headers()
     block = "\n".join(f"{name}: {value}" for name, value in headers.items())
     client = audiohook_sim.ClientSession(SESSION_ID)
-    parameters = audiohook_sim.open_parameters(call, ORGANIZATION_ID, CONVERSATION_ID)
+    parameters = open_parameters(call, CONVERSATION_ID)
     session = [block, client.message("open", parameters), audiohook_sim.interleave(call, 0, 2, ["external", "internal"])]
     client.serverseq = 1
     session += [client.message("ping", {}), client.message("paused", {}),
@@ -143,7 +151,7 @@ def audiohook_seeds() -> dict[str, bytes]:
                 client.message("discarded", {"start": "PT2S", "discarded": "PT0.2S"}),
                 client.message("update", {"language": "ja-JP"}), client.message("close", {"reason": "end"})]
     probe = audiohook_sim.ClientSession(SESSION_ID)
-    probe_open = audiohook_sim.open_parameters(call, ORGANIZATION_ID, audiohook.NULL_UUID)
+    probe_open = open_parameters(call, audiohook.NULL_UUID)
     unsigned = "\n".join(f"{k}: {v}" for k, v in headers.items() if not k.lower().startswith("signature"))
     return {
         "session": encode(session),

@@ -33,6 +33,7 @@ from stream_server.media import (
     telnyx,
     twilio,
     vonage,
+    webrtc,
 )
 from stream_server.media.codecs import pcm16_to_ulaw
 from stream_server.media.errors import MalformedMessage, UnsupportedStream
@@ -244,6 +245,32 @@ def test_audiosocket_parser_takes_any_bytes(data):
             break  # the server answers with a hangup and closes: the parser need not go on
         at, i = at + size, i + 1
     _assert_safe(events)
+
+
+WEBRTC_SDP = (
+    "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
+    "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=sendonly\r\na=rtpmap:111 opus/48000/2\r\n"
+)
+
+
+@FUZZ
+@given(st.data())
+def test_webrtc_offer_parser_takes_anything(data):
+    offer = {"type": "offer", "sdp": WEBRTC_SDP, "track": "agent", "call_id": "softphone-7",
+             "metadata": dict(PARAMETERS)}
+    body = _mutate(offer, data)
+    if isinstance(body, str):
+        body = body.encode("utf-8", "surrogatepass")  # a request body is bytes, whatever a client sends
+    try:
+        parsed = webrtc.parse_offer(body)
+    except webrtc.OfferError as exc:  # POST /v1/webrtc/offer answers 400 with this message
+        str(exc).encode("utf-8")
+        return
+    assert parsed.track in ("caller", "agent")
+    for text in (parsed.carrier_call_id, *parsed.metadata, *parsed.metadata.values()):
+        assert isinstance(text, str) and "\x00" not in text
+        text.encode("utf-8")
+    assert 0 < len(parsed.carrier_call_id) <= webrtc.MAX_CALL_ID_CHARS and len(parsed.metadata) <= 64
 
 
 @pytest.mark.parametrize("header", ["Bearer \udc80", "Basic \udc80", "\udc80", "Basic " + "A" * 10_001, "Bearer"])

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from stream_server.api.auth import token_matches
+from stream_server.media.credentials import secret_matches
 from stream_server.pipeline.loudness import LoudnessMeter, active_level_dbfs
 from stream_server.pipeline.session import language_from_metadata
 
@@ -25,11 +25,11 @@ def test_language_custom_parameter(metadata, expected):
     assert language_from_metadata(metadata) == expected
 
 
-def test_no_configured_token_means_open_dev_mode_and_otherwise_exact_match():
-    assert token_matches(None, None)
-    assert token_matches("s3cret", "s3cret")
-    assert not token_matches("s3cret", None)
-    assert not token_matches("s3cret", "s3cret ")
+def test_a_secret_matches_only_exactly():
+    assert secret_matches("s3cret", "s3cret")
+    assert not secret_matches("s3cret", None)
+    assert not secret_matches("s3cret", "s3cret ")
+    assert not secret_matches("s3cret", "\udc80")  # a lone surrogate is compared, not a crash
 
 
 def tone(amplitude: float, seconds: float = 1.0) -> bytes:

@@ -775,7 +775,8 @@ def main() -> int:
     parser.add_argument("--carriers", nargs="+", default=list(CARRIERS), choices=list(CARRIERS))
     parser.add_argument("--drop-share", type=float, default=0.2, help="share of calls cut mid-call")
     parser.add_argument("--malformed-share", type=float, default=0.3, help="share of calls with junk injected")
-    parser.add_argument("--settle", type=float, default=20.0, help="idle seconds before memory is measured")
+    parser.add_argument("--settle", type=float, default=70.0,
+                        help="idle seconds before memory is measured (longer than the server's 60 s memory trim)")
     parser.add_argument("--rss-tolerance-mb", type=float, default=64.0,
                         help="idle RSS growth allowed over the soak, allocator high-water marks included (2-min "
                              "runs: +7 to +31 MB); at 30 min × 6 lines (~330 calls) it flags ≥ ~200 KB per call")

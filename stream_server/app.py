@@ -35,6 +35,7 @@ from .classifiers.text import TextAbuseClassifier, default_model_path
 from .config import Settings
 from .media.events import CallEnded
 from .media.vad import VadOptions
+from .memory import MemoryTrimmer
 from .metrics import ServerMetrics
 from .pipeline.durability import StorageRetry, announce_storage_changes
 from .pipeline.session import CallServices, SessionOptions
@@ -246,6 +247,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             storage_retry = StorageRetry(services)
             await storage_retry.start()
             running.push_async_callback(storage_retry.stop)
+            trimmer = MemoryTrimmer(settings.memory_trim_interval_s)
+            await trimmer.start()
+            running.push_async_callback(trimmer.stop)
             running.push_async_callback(end_calls, app.state)
             if settings.role == "asr":  # take speech from every ingest node's queue
                 worker = AsrWorker(services.asr, settings.bus, settings.bus_prefix, settings.asr_claim_idle_s)

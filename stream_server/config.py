@@ -39,6 +39,11 @@ class Settings(BaseSettings):
         "is already current (`stream-server db upgrade` migrates it).",
     )
     log_level: str = Field("info", description="debug, info, warning, error.")
+    memory_trim_interval_s: float = Field(
+        60.0, ge=0,
+        description="Every this many seconds, return the allocator's free memory to the OS (glibc malloc_trim), "
+        "so an idle server does not keep the peak of a busy hour; 0 = never.",
+    )
     role: Literal["all", "ingest", "asr", "gateway"] = Field(
         "all",
         description="all: one process does everything (the default). Scale-out roles share STREAM_SERVER_BUS "

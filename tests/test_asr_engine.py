@@ -159,6 +159,14 @@ def test_batch_gives_the_same_texts_as_one_by_one(engine):
 # --- nothing said --------------------------------------------------------------------------------
 
 
+def test_encoder_windows_come_in_whole_seconds(engine):
+    """Every distinct window length costs memory the model never gives back (asr/engine.py): a
+    call's utterances of any length map to a few of them."""
+    lengths = {engine.window_frames(centiseconds / 100) for centiseconds in range(0, 3000)}
+    assert lengths == set(range(1000, 3001, 100))  # at least 10 s, at most Whisper's 30 s
+    assert engine.window_frames(9.2) == 1100 and engine.window_frames(9.0) == 1000  # + 1 s pad, rounded up
+
+
 def test_digital_silence_is_rejected_without_decoding(engine):
     t0 = time.perf_counter()
     assert engine.transcribe(np.zeros(2 * RATE, np.float32)) is None

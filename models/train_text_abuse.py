@@ -64,7 +64,7 @@ from stream_server.classifiers.text import (
     scoring_units,
 )
 
-VERSION = "2.0.0"
+VERSION = "2.1.0"  # 2.1: courtesies, Whisper noise lines and sentence openings as negatives
 CATEGORIES = ("insult", "threat", "exposure", "coercion", "discrimination", "sexual", "profanity")
 DATA_DIR = REPO / "models" / "data" / "text_abuse_v2"
 CORPUS = DATA_DIR / "corpus.csv"

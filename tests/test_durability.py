@@ -12,6 +12,7 @@ import asyncio
 import errno
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -23,7 +24,7 @@ import httpx
 import pytest
 import websockets
 from fixture_calls import load_call
-from live_server import TWILIO_AUTH_TOKEN, LiveServer, start_server, stop_server, wait_for_call_end
+from live_server import API_TOKEN, TWILIO_AUTH_TOKEN, LiveServer, start_server, stop_server, wait_for_call_end
 
 from stream_server.media.codecs import ulaw_to_pcm16
 from stream_server.simulator import SimulatedCall
@@ -289,5 +290,61 @@ def test_a_full_disk_mid_call_keeps_alerts_flowing_and_loses_nothing_once_space_
                   if line.startswith('stream_server_storage_write_errors_total{kind="recordings"}')]
         assert errors and float(errors[0].split()[-1]) > 0, errors
         assert "Traceback" not in (tmp_path / "server.log").read_text(errors="replace")
+    finally:
+        stop_server(server)
+
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium is not installed (apt-get install chromium)")
+def test_the_live_board_shows_a_full_disk_while_it_lasts(small_disk):
+    """What a supervisor sees: a banner on the board (also on a board opened while the disk is
+    full, from the feed's hello), gone once space returns."""
+    from playwright.async_api import async_playwright
+
+    server = start_server(small_disk, {"STREAM_SERVER_UI_LANGUAGE": "en"}, log_name="../server.log")
+    line = Line(server)
+
+    async def signed_in_board(browser):
+        page = await browser.new_page(base_url=server.http)
+        errors: list[str] = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        await page.goto("/")
+        await page.fill("#signin-token", API_TOKEN)
+        await page.fill("#signin-name", "supervisor-sato")
+        await page.click("#signin-submit")
+        await page.wait_for_selector("#signin", state="hidden")
+        return page, errors
+
+    async def scenario() -> None:
+        async with async_playwright() as playwright:
+            browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+            board, errors = await signed_in_board(browser)
+            banner = board.locator("#storage-banner")
+            await line.open()
+            await line.play_until(3.0)
+            assert not await banner.is_visible()
+
+            ballast = fill(small_disk)
+            await line.play_until(8.0)
+            await banner.wait_for(state="visible", timeout=15_000)
+            text = await banner.text_content()
+            assert "Recordings cannot be written to disk" in text and "No space left on device" in text, text
+
+            late, late_errors = await signed_in_board(browser)  # opened while the disk is full
+            await late.locator("#storage-banner").wait_for(state="visible", timeout=15_000)
+
+            ballast.unlink()
+            await line.play_until(12.0)
+            for page in (board, late):
+                await page.locator("#storage-banner").wait_for(state="hidden", timeout=15_000)
+                assert await page.evaluate("document.body.dataset.storage") == "ok"
+            await line.hang_up()
+            await browser.close()
+            assert not errors and not late_errors, errors + late_errors
+
+    try:
+        asyncio.run(scenario())
     finally:
         stop_server(server)

@@ -299,6 +299,24 @@ def test_natural_check_abuse_is_caught(clf):
         assert rates[lang] >= bound, (lang, rates[lang])
 
 
+# The commonest lines on any call, what Whisper writes for line noise, and the openings an
+# interim transcript gives (it alerts from three words): before the model saw them, "Thank you."
+# scored insult 0.64, "You." 1.00 and "I will be" threat 0.97, a false alert on most calls.
+@pytest.mark.parametrize("text", ["Thank you.", "You.", "Thank you, bye.", "See you.", "Thanks so much, bye bye.",
+                                  "Yes, you did, thank you.", "I will be", "I'll be home", "will be delivered",
+                                  "you did", "you will see", "are you", "I hear you", "I will be back tomorrow",
+                                  "ありがとうございます。", "もしもし、聞こえますか。"])
+def test_courtesies_and_sentence_openings_stay_quiet(clf, text):
+    assert flagged(clf, text) == set(), clf.score(text)
+
+
+@pytest.mark.parametrize(("text", "category"), [("You idiot.", "insult"), ("Shut up!", "insult"),
+                                                ("I'll kill you.", "threat"), ("I will find you.", "threat"),
+                                                ("Watch your back.", "threat"), ("Screw you.", "insult")])
+def test_short_abuse_still_alerts_where_the_openings_do_not(clf, text, category):
+    assert category in flagged(clf, text), clf.score(text)
+
+
 @pytest.mark.parametrize("text", ["Of course, thank you so much.", "What time do you close today?",
                                   "Can I speak to someone else?", "You said that last week too.",
                                   "I did."])

@@ -28,6 +28,10 @@ strong swearing occurs, :func:`label_profanity`):
   never evidence;
 * abuse inside otherwise ordinary sentences (a complaint, request or benign-trigger clause
   plus an insult or threat), so benign words cannot outvote an abusive one;
+* courtesies, what Whisper writes for noise ("Thank you.", "you", "Bye.", ありがとうございます) and
+  openings of ordinary sentences ("I will be", "you did"), bare and with fillers, and the first
+  words of a quarter of the English negatives, as negatives (:func:`build_courtesies`,
+  :func:`fragments_of`): what interim transcripts and clipped segments look like;
 * for every composed sentence one ASR-like variant (punctuation lost, kana for kanji, Whisper
   mis-hearings such as 役立たず→薬ださず, small misspellings, "f***" masking, stutters);
 * rows of the japanese-toxic-dataset (LINE, Apache-2.0): majority "Not Toxic" rows as extra
@@ -1296,6 +1300,88 @@ def load_jtd(path: Path) -> list[Row]:
 
 
 # --------------------------------------------------------------------------------------------
+# Courtesies and the fragments Whisper hands over for noise
+# --------------------------------------------------------------------------------------------
+
+# The commonest utterances of all, said on almost every call, and what faster-whisper writes for
+# a cough or line noise ("Thank you.", "you", "Bye."). v2 without them scored a bare "Thank you."
+# insult 0.64 and "You." insult 0.99: with three or four n-grams each, a short line is decided by
+# whichever n-gram the model saw most, and " you" is in nearly every insult. Kept to a pool of
+# their own (own random stream, appended last) so the rest of the corpus is unchanged.
+EN_COURTESIES = [
+    "you", "thank you", "thank you so much", "thank you very much", "thank you, bye",
+    "thank you, goodbye", "okay, thank you", "alright, thank you", "yes, thank you", "no, thank you",
+    "thank you, thank you", "oh, thank you", "great, thank you", "perfect, thank you",
+    "thank you for your help", "thank you for your time", "thank you again", "thanks a lot",
+    "thanks again", "thanks, bye", "bye bye", "bye now", "see you", "see you later",
+    "talk to you later", "I'll let you go", "nice talking to you", "you too, bye", "and you",
+    "how are you", "what about you", "hello", "hello, hello", "hello, are you there",
+    "can you hear me", "can you hear me now", "I can't hear you", "I hear you", "you know",
+    "you see", "you mean", "do you", "did you", "can you", "could you", "would you", "will you",
+    "you did", "you do", "you are", "you have", "you can", "you said", "yes, you", "thank you, you too",
+    "thank you, you've been very helpful", "okay, I see, thank you", "mm-hmm", "uh-huh", "hmm",
+    "oh", "ah", "so", "yeah", "okay", "okay, bye", "I'm sorry", "sorry, what", "pardon me",
+    # Openings of ordinary sentences, as a partial transcript or a clipped segment gives them:
+    # "I will be" scored threat 0.97, "you did" insult 1.00 (an interim transcript alerts at
+    # three words). The abusive lexemes that follow such openings are what must decide.
+    "I will", "I will be", "I will be there", "I will be home", "I will be waiting", "I will wait",
+    "I will check", "I will call again", "I will do that", "I will try", "I will pay", "I will come",
+    "I will come back", "I will find it", "I will send it", "will be delivered", "it will be",
+    "it will be fine", "that will be all", "that will be great", "we will see", "you will",
+    "you will see", "you will get it", "they will", "he will be", "she will call", "I'll be there",
+    "I'll be home", "I'll do it", "I'll wait", "I'll try", "I am going to", "I'm going to be",
+    "it's going to be", "I know", "I know that", "I know where it is", "I know what you mean",
+    "you are", "you were", "are you", "were you", "did you", "you did that", "you said that",
+    "you told me", "you sent it", "I hear you", "watch", "wait", "look", "listen", "come on",
+    "you guys", "your", "your company", "your name", "what's your name", "who are you",
+]
+JA_COURTESIES = [
+    "ありがとうございます", "はい、ありがとうございます", "どうもありがとうございます",
+    "ありがとうございました、失礼します", "お電話ありがとうございました", "失礼いたします",
+    "はい、失礼します", "では失礼します", "もしもし", "もしもし、聞こえますか", "聞こえません",
+    "はい、はい、はい", "ええ、ええ", "あ、はい", "どうも", "すいません", "はい、わかりました",
+    "はい、お願いします", "あなたは", "あなたも", "お前は", "あんたは", "君は", "ありがとう、じゃあね",
+]
+FRAGMENT_RATE = 0.25  # share of the negative English sentences that also give a fragment
+
+
+def fragments_of(rows: list[Row], rng: random.Random) -> list[Row]:
+    """The first two to five words of some negative English sentences, as negatives with the
+    source's keys (so a fragment lands in its sentence's split): what an interim transcript or
+    a segment cut short by the VAD hands the classifier."""
+    out = []
+    for row in rows:
+        if row.lang != "en" or any(row.labels()) or row.split:
+            continue
+        words = row.text.split()
+        if len(words) < 4 or rng.random() >= FRAGMENT_RATE:
+            continue
+        prefix = " ".join(words[: rng.randint(2, min(5, len(words) - 1))]).rstrip(",.!?")
+        out.append(dataclasses.replace(row, text=prefix, keys=list(row.keys), kind="fragment"))
+    return out
+
+
+# Always in train: the lines a model must never get wrong (whole keys, so the same text in the
+# "short" pool keeps its split).
+PINNED_KEYS = {f"en.courtesy:{x}" for x in ("you", "thank you", "thank you very much", "thank you, bye",
+                                              "bye bye", "hello", "okay, thank you", "thank you so much")}
+PINNED_KEYS |= {f"ja.courtesy:{x}" for x in ("ありがとうございます", "もしもし", "失礼いたします")}
+
+
+def build_courtesies(rng: random.Random) -> list[Row]:
+    """Each courtesy bare, as Whisper writes it, and in three sampled surfaces (fillers, tails)."""
+    rows: list[Row] = []
+    for lang, items, surface in (("en", EN_COURTESIES, _en_surface), ("ja", JA_COURTESIES, _ja_surface)):
+        for item in items:
+            keys = [f"{lang}.courtesy:{item}"]
+            bare = (item[0].upper() + item[1:] + rng.choice([".", ".", "?", "!"])) if lang == "en" else item + "。"
+            rows.append(Row(lang, 0, 0, "ordinary", bare, keys))
+            for _ in range(3):
+                rows.append(Row(lang, 0, 0, "ordinary", surface(item, rng), list(keys)))
+    return rows
+
+
+# --------------------------------------------------------------------------------------------
 # Split
 # --------------------------------------------------------------------------------------------
 
@@ -1309,7 +1395,8 @@ def assign_key_splits(keys: Iterable[str]) -> dict[str, str]:
         pools.setdefault(key.split(":", 1)[0], []).append(key)
     result = {}
     for pool_keys in pools.values():
-        movable = sorted((k for k in pool_keys if k.split(":", 1)[1] not in PINNED), key=_digest)
+        movable = sorted((k for k in pool_keys if k.split(":", 1)[1] not in PINNED and k not in PINNED_KEYS),
+                         key=_digest)
         n_test = max(1, round(len(pool_keys) * TEST_FRACTION))
         n_val = max(1, round(len(pool_keys) * VAL_FRACTION))
         for i, key in enumerate(movable):
@@ -1379,8 +1466,10 @@ def dedupe(rows: list[Row]) -> tuple[list[Row], dict[str, int]]:
 def generate(jtd_path: Path | None = DEFAULT_JTD) -> tuple[list[Row], dict[str, int]]:
     rng = random.Random(SEED)
     rows = build_english(rng) + build_japanese(rng) + build_new_categories(rng)
+    rows += build_courtesies(random.Random(SEED + 1))
     for row in rows:  # before the ASR variants, which inherit it ("f***" masking included)
         label_profanity(row)
+    rows += fragments_of(rows, random.Random(SEED + 2))
     rows = add_asr_variants(rows, rng)
     if jtd_path is not None:
         rows += load_jtd(jtd_path)

@@ -37,7 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -74,6 +74,11 @@ class FixtureCall:
     @property
     def language(self) -> str:
         return self.truth["language"]
+
+
+FIXTURE_NAMES = sorted(path.stem for path in CALLS_DIR.glob("*.json"))
+FIXTURE_SECONDS = [json.loads((CALLS_DIR / f"{name}.json").read_text(encoding="utf-8"))["duration"]
+                   for name in FIXTURE_NAMES]
 
 
 def load_corpus() -> list[FixtureCall]:
@@ -329,6 +334,11 @@ async def run_load(server: Server, corpus: list[FixtureCall], n: int, duration: 
 # --- measures ----------------------------------------------------------------------------------
 
 
+# Alerts about one utterance: its words, its words in a raised voice, or the voice alone (the
+# shouting fixture's lines). Call-level rules (prolonged, repeat_caller) are about no one line.
+UTTERANCE_RULES = ("text", "text+voice", "voice")
+
+
 def overlaps(event: dict, u: dict) -> bool:
     return event["start"] < u["end"] and u["start"] < event["end"]
 
@@ -340,6 +350,7 @@ def measure(run: dict, offline: dict[tuple[str, str], str]) -> dict:
     for t, event in seen.events:
         by_call[event["call_id"]].append((t, event))
     alert_latency, misses, false_alerts = [], 0, 0
+    missed: list[str] = []  # what each missed line was heard as, to tell ASR from classifier
     lag: dict[str, list[tuple[float, float]]] = {"caller": [], "agent": []}  # (end offset in run, lag)
     refs, streamed, offline_hyps = defaultdict(list), defaultdict(list), defaultdict(list)
     minutes = 0.0
@@ -348,7 +359,7 @@ def measure(run: dict, offline: dict[tuple[str, str], str]) -> dict:
         truth = record.fixture.truth
         minutes += truth["duration"] / 60
         events = by_call.get(call_id, [])
-        alerts = [(t, e) for t, e in events if e["type"] == "alert" and e.get("rule") == "text"]
+        alerts = [(t, e) for t, e in events if e["type"] == "alert" and e.get("rule") in UTTERANCE_RULES]
         finals = [(t, e) for t, e in events if e["type"] == "transcript.final"]
         for u in truth["utterances"]:
             end_wall = record.started_at + u["end"]
@@ -361,6 +372,9 @@ def measure(run: dict, offline: dict[tuple[str, str], str]) -> dict:
                     alert_latency.append(min(hits) - end_wall)
                 else:
                     misses += 1
+                    heard = [e["text"] for _, e in finals if e["track"] == "caller" and overlaps(e, u)]
+                    other = [e.get("rule") for _, e in events if e["type"] == "alert" and overlaps(e, u)]
+                    missed.append(f"{record.fixture.name}: {u['text']!r} heard as {heard!r}, other alerts {other!r}")
         false_alerts += sum(
             1 for _, e in alerts if not any(u["abusive"] and overlaps(e, u) for u in truth["utterances"])
         )
@@ -395,6 +409,7 @@ def measure(run: dict, offline: dict[tuple[str, str], str]) -> dict:
         "alert_max": max(alert_latency, default=float("nan")),
         "abusive": len(alert_latency) + misses,
         "misses": misses,
+        "missed": missed,
         "false_alerts": false_alerts,
         "caller_lag_p50": percentile(caller_lags, 50),
         "caller_lag_p95": percentile(caller_lags, 95),
@@ -514,8 +529,11 @@ def report(args: argparse.Namespace, results: dict[str, list[dict]]) -> str:
         f"Python {platform.python_version()}; load generator on the same machine"),
         (f"- ASR model: {args.model} int8 on 2 threads (fast: 2 workers × 1 thread; baseline: 1 × 2); each run {args.duration:.0f} s of dialling, then "
         "until the ASR queue drains; cooldown 0 so every abusive line can alert"),
-        ("- Calls: the 6 fixture calls (en/ja × calm/frustrated/abusive, ~31 s, caller speaking ~40% "
-        "and agent ~37% of the time) played back to back on every line, starts staggered"),
+        (f"- Calls: the {len(FIXTURE_NAMES)} fixture calls ({', '.join(FIXTURE_NAMES)}; {min(FIXTURE_SECONDS):.0f}–{max(FIXTURE_SECONDS):.0f} s each) played back "
+        "to back on every line, each line starting at the next fixture, starts staggered"),
+        ("- An abusive line (the fixture's truth, shouting included) counts as caught by any alert about it: "
+        "its words (`text`), its words in a raised voice (`text+voice`) or the voice alone (`voice`); "
+        "each missed line is listed under the tables with what the ASR heard"),
         ("- `fast` = this server; `baseline` = WhisperModel.transcribe() per utterance, one at a time "
         "(STREAM_SERVER_ASR_PIPELINE=baseline)"),
         f"- Pass = p95 alert latency ≤ {P95_LIMIT_S} s and caller lag growth ≤ {LAG_GROWTH_LIMIT_S} s",
@@ -540,6 +558,18 @@ def report(args: argparse.Namespace, results: dict[str, list[dict]]) -> str:
     if len(fast) >= 2:
         slope = np.polyfit([r["n"] for r in fast], [r["peak_rss_mb"] for r in fast], 1)[0]
         lines += ["", f"Memory per additional call (fast, slope of peak RSS over N): {slope:.1f} MB."]
+    for pipeline, rows in results.items():
+        misses: Counter[str] = Counter()
+        first: dict[str, str] = {}
+        for r in rows:
+            for m in r.get("missed", []):
+                line, heard = m.split(" heard as ", 1)
+                misses[line] += 1
+                first.setdefault(line, heard)
+        if misses:
+            lines += ["", f"Missed lines, {pipeline}, all N together (how often; what the ASR heard the first time, "
+                      "and the other alerts on that line):", ""]
+            lines += [f"- {line} ×{n}: heard as {first[line]}" for line, n in misses.most_common()]
     lines += ["", ("Model time per kind of work (seconds of the single ASR worker during the run and the drain; "
               "the run's wall time is about its dialling time plus one call plus the drain):"), "",
               "| pipeline | N | caller finals | caller partials | agent finals | drain after the last call (s) |",
@@ -608,6 +638,8 @@ async def run_pipeline(pipeline: str, ns: list[int], args: argparse.Namespace, c
                       f"{row['agent_backlog']}, CPU {fmt(row['cpu_per_call_min'])} s/call-min, "
                       f"RSS {fmt(row['peak_rss_mb'], 0)} MB, ASR busy {row['asr_busy']}, "
                       f"{'pass' if row['passed'] else 'FAIL'}", flush=True)
+                for line in row["missed"]:
+                    print(f"  missed {line}", flush=True)
                 if not row["passed"] and not args.keep_going:
                     break
         finally:

@@ -76,11 +76,6 @@ class FixtureCall:
         return self.truth["language"]
 
 
-FIXTURE_NAMES = sorted(path.stem for path in CALLS_DIR.glob("*.json"))
-FIXTURE_SECONDS = [json.loads((CALLS_DIR / f"{name}.json").read_text(encoding="utf-8"))["duration"]
-                   for name in FIXTURE_NAMES]
-
-
 def load_corpus() -> list[FixtureCall]:
     corpus = []
     for path in sorted(CALLS_DIR.glob("*.json")):
@@ -350,7 +345,7 @@ def measure(run: dict, offline: dict[tuple[str, str], str]) -> dict:
     for t, event in seen.events:
         by_call[event["call_id"]].append((t, event))
     alert_latency, misses, false_alerts = [], 0, 0
-    missed: list[str] = []  # what each missed line was heard as, to tell ASR from classifier
+    missed: list[tuple[str, str]] = []  # (line, what it was heard as): tells ASR from classifier misses
     lag: dict[str, list[tuple[float, float]]] = {"caller": [], "agent": []}  # (end offset in run, lag)
     refs, streamed, offline_hyps = defaultdict(list), defaultdict(list), defaultdict(list)
     minutes = 0.0
@@ -374,7 +369,7 @@ def measure(run: dict, offline: dict[tuple[str, str], str]) -> dict:
                     misses += 1
                     heard = [e["text"] for _, e in finals if e["track"] == "caller" and overlaps(e, u)]
                     other = [e.get("rule") for _, e in events if e["type"] == "alert" and overlaps(e, u)]
-                    missed.append(f"{record.fixture.name}: {u['text']!r} heard as {heard!r}, other alerts {other!r}")
+                    missed.append((f"{record.fixture.name}: {u['text']!r}", f"{heard!r}, other alerts {other!r}"))
         false_alerts += sum(
             1 for _, e in alerts if not any(u["abusive"] and overlaps(e, u) for u in truth["utterances"])
         )
@@ -518,7 +513,7 @@ def write_plot(results: dict[str, list[dict]]) -> None:
     fig.savefig(PLOT, dpi=100)
 
 
-def report(args: argparse.Namespace, results: dict[str, list[dict]]) -> str:
+def report(args: argparse.Namespace, corpus: list[FixtureCall], results: dict[str, list[dict]]) -> str:
     ours, base = capacity(results.get("fast", [])), capacity(results.get("baseline", []))
     lines = [
         "## Capacity: concurrent calls on one machine, ours vs baseline (issue: performance)",
@@ -529,7 +524,8 @@ def report(args: argparse.Namespace, results: dict[str, list[dict]]) -> str:
         f"Python {platform.python_version()}; load generator on the same machine"),
         (f"- ASR model: {args.model} int8 on 2 threads (fast: 2 workers × 1 thread; baseline: 1 × 2); each run {args.duration:.0f} s of dialling, then "
         "until the ASR queue drains; cooldown 0 so every abusive line can alert"),
-        (f"- Calls: the {len(FIXTURE_NAMES)} fixture calls ({', '.join(FIXTURE_NAMES)}; {min(FIXTURE_SECONDS):.0f}–{max(FIXTURE_SECONDS):.0f} s each) played back "
+        (f"- Calls: the {len(corpus)} fixture calls ({', '.join(c.name for c in corpus)}; "
+        f"{min(c.truth['duration'] for c in corpus):.0f}–{max(c.truth['duration'] for c in corpus):.0f} s each) played back "
         "to back on every line, each line starting at the next fixture, starts staggered"),
         ("- An abusive line (the fixture's truth, shouting included) counts as caught by any alert about it: "
         "its words (`text`), its words in a raised voice (`text+voice`) or the voice alone (`voice`); "
@@ -562,8 +558,7 @@ def report(args: argparse.Namespace, results: dict[str, list[dict]]) -> str:
         misses: Counter[str] = Counter()
         first: dict[str, str] = {}
         for r in rows:
-            for m in r.get("missed", []):
-                line, heard = m.split(" heard as ", 1)
+            for line, heard in r.get("missed", []):
                 misses[line] += 1
                 first.setdefault(line, heard)
         if misses:
@@ -638,8 +633,8 @@ async def run_pipeline(pipeline: str, ns: list[int], args: argparse.Namespace, c
                       f"{row['agent_backlog']}, CPU {fmt(row['cpu_per_call_min'])} s/call-min, "
                       f"RSS {fmt(row['peak_rss_mb'], 0)} MB, ASR busy {row['asr_busy']}, "
                       f"{'pass' if row['passed'] else 'FAIL'}", flush=True)
-                for line in row["missed"]:
-                    print(f"  missed {line}", flush=True)
+                for line, heard in row["missed"]:
+                    print(f"  missed {line} heard as {heard}", flush=True)
                 if not row["passed"] and not args.keep_going:
                     break
         finally:
@@ -656,7 +651,7 @@ async def main_async(args: argparse.Namespace) -> None:
         results["fast"] = await run_pipeline("fast", args.calls, args, corpus, offline, 8771)
     if args.baseline_calls:
         results["baseline"] = await run_pipeline("baseline", args.baseline_calls, args, corpus, offline, 8772)
-    section = report(args, results)
+    section = report(args, corpus, results)
     print(section)
     if not args.no_write:
         update_section("capacity", section)

@@ -6,6 +6,7 @@ import asyncio
 import io
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from typing import Any, NamedTuple
 
 import httpx
 import numpy as np
+import pytest
 import websockets
 
 from stream_server.media.events import CallStarted
@@ -120,6 +122,14 @@ def stop_server(server: LiveServer) -> None:
         server.process.wait(timeout=60)
     except subprocess.TimeoutExpired:
         server.process.kill()
+
+
+# -- a browser ---------------------------------------------------------------------------------
+
+# Debian's Chromium, driven by Playwright (console, board) or directly (WebRTC); .ci/run installs it.
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+needs_chromium = pytest.mark.skipif(not Path(CHROMIUM).exists(),
+                                    reason="chromium is not installed (apt-get install chromium)")
 
 
 # -- what a test asks of a running server --------------------------------------------------

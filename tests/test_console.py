@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 import threading
 from datetime import datetime
 from pathlib import Path
@@ -21,13 +20,13 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 from fixture_calls import load_call
-from live_server import API_TOKEN, TWILIO_AUTH_TOKEN, free_port, start_server, stop_server, wait_for_call_end
+from live_server import (API_TOKEN, CHROMIUM, TWILIO_AUTH_TOKEN, free_port, needs_chromium, start_server,
+                         stop_server, wait_for_call_end)
 
 from stream_server.simulator import SimulatedCall, stream_call
 from stream_server.store.repository import CallStore
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium is not installed (apt-get install chromium)")
+pytestmark = needs_chromium
 
 # benchmarks/RESULTS.md: p95 alert latency <= 2.5 s after the abusive utterance ends.
 ALERT_LATENCY_BUDGET_S = 2.5

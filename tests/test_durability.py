@@ -12,7 +12,6 @@ import asyncio
 import errno
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -24,7 +23,8 @@ import httpx
 import pytest
 import websockets
 from fixture_calls import load_call
-from live_server import API_TOKEN, TWILIO_AUTH_TOKEN, LiveServer, start_server, stop_server, wait_for_call_end
+from live_server import (API_TOKEN, CHROMIUM, TWILIO_AUTH_TOKEN, LiveServer, needs_chromium, start_server,
+                         stop_server, wait_for_call_end)
 
 from stream_server.media.codecs import ulaw_to_pcm16
 from stream_server.simulator import SimulatedCall
@@ -294,10 +294,7 @@ def test_a_full_disk_mid_call_keeps_alerts_flowing_and_loses_nothing_once_space_
         stop_server(server)
 
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-
-
-@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium is not installed (apt-get install chromium)")
+@needs_chromium
 def test_the_live_board_shows_a_full_disk_while_it_lasts(small_disk):
     """What a supervisor sees: a banner on the board (also on a board opened while the disk is
     full, from the feed's hello), gone once space returns."""

@@ -5,7 +5,6 @@ import asyncio
 import fractions
 import itertools
 import json
-import shutil
 import time
 import wave
 
@@ -17,9 +16,11 @@ import websockets
 from aiortc import RTCConfiguration, RTCPeerConnection
 from fixture_calls import load_call, simulate_args
 from live_server import (
+    CHROMIUM,
     WEBRTC_TOKEN,
     assert_text_alerts,
     fetch_recording,
+    needs_chromium,
     run_calls,
     start_server,
     stop_server,
@@ -38,7 +39,6 @@ from stream_server.simulator import SimulatedCall
 from stream_server.simulator.webrtc import CallerTrack, negotiate
 from stream_server.simulator.webrtc import stream_call as webrtc_stream_call
 
-CHROMIUM = "/usr/bin/chromium"
 AUDIO_OFFER = (
     "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
     "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=sendonly\r\na=rtpmap:111 opus/48000/2\r\n"
@@ -309,7 +309,7 @@ def _write_fake_microphone(path, seconds: float) -> None:
         wav.writeframes(pcm48k)
 
 
-@pytest.mark.skipif(shutil.which(CHROMIUM) is None, reason=f"{CHROMIUM} is not installed (apt-get install chromium)")
+@needs_chromium
 def test_headless_chromium_softphone_is_transcribed(live_server, tmp_path):
     microphone = tmp_path / "caller.wav"
     _write_fake_microphone(microphone, 9.0)  # "Hello, I have a question about my monthly bill."

@@ -1351,7 +1351,7 @@ def fragments_of(rows: list[Row], rng: random.Random) -> list[Row]:
     a segment cut short by the VAD hands the classifier."""
     out = []
     for row in rows:
-        if row.lang != "en" or any(row.labels()) or row.split:
+        if row.lang != "en" or any(row.labels()):
             continue
         words = row.text.split()
         if len(words) < 4 or rng.random() >= FRAGMENT_RATE:
